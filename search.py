@@ -1,0 +1,138 @@
+"""hynas: hardware-aware, quantization-aware NAS over hybrid conv/attention supernets.
+
+The CLI is thin: it parses arguments, loads the config, calls one package function per
+subcommand and prints a summary. Every ``HynasError`` becomes one line on stderr, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from search_space.config import load_config, load_space
+from search_space.errors import HynasError
+
+log = logging.getLogger("hynas")
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _common(p: argparse.ArgumentParser, run_folder: bool = True) -> None:
+    g = p.add_argument_group("common options")
+    g.add_argument("--config", default="configs/demo.yaml", metavar="FILE",
+                   help="experiment YAML, a path or a preset name (default: %(default)s)")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set search.budget=50 (repeatable)")
+    if run_folder:
+        g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<config name>)")
+        g.add_argument("--resume", action="store_true", help="continue the run in an existing run folder")
+        g.add_argument("--force", action="store_true", help="replace an existing run folder")
+    g.add_argument("--seed", type=int, help="random seed (default: the config's, 0)")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def _sub(subs, name: str, help_text: str, example: str, run_folder: bool = True) -> argparse.ArgumentParser:
+    p = subs.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p, run_folder)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hynas",
+        description="Hardware-aware, quantization-aware neural architecture search.\n"
+                    "One supernet of conv and attention blocks with per-layer bit-widths, trained once; "
+                    "a multi-objective search for accuracy, latency and size.",
+        epilog="Start with `hynas run` (the whole pipeline on the embedded MNIST digits). "
+               "`hynas <command> --help` explains each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subs = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    subs.required = True
+
+    space = subs.add_parser("space", help="inspect a search space")
+    space_subs = space.add_subparsers(dest="space_command", metavar="<space command>", parser_class=_Parser)
+    space_subs.required = True
+    info = _sub(space_subs, "info", "print a space's size, largest and smallest arch with costs, and samples",
+                "hynas space info configs/spaces/cifar_hybrid.yaml", run_folder=False)
+    info.add_argument("space", nargs="?", help="space YAML, preset name or nb201 (default: the config's space)")
+    info.add_argument("--table", help="benchmark CSV of a tabular space")
+    info.add_argument("--samples", type=int, default=3, help="random archs to show (default: %(default)s)")
+    info.set_defaults(handler=cmd_space_info)
+
+    for name, text, example in (
+        ("train", "train the supernet once (sandwich rule, in-place distillation, fake quantization)",
+         "hynas train --config configs/demo.yaml"),
+        ("profile", "measure every layer configuration of a space on this machine into a latency lookup table",
+         "hynas profile --space mnist_hybrid --hardware cpu_ort --out lut.json"),
+        ("search", "multi-objective search of subnets (or of a benchmark table)",
+         "hynas search --space nb201 --objectives test_acc:max,latency_raspi4_ms:min --budget 200"),
+        ("run", "the whole pipeline: train, profile, search, validate, export, plot",
+         "hynas run --config configs/demo.yaml"),
+        ("finetune", "fine-tune one searched subnet on its own, quantization-aware",
+         "hynas finetune runs/demo --trial 12"),
+        ("export", "export a subnet: weights, torch.export program, ONNX fp32 and int8",
+         "hynas export runs/demo --pick 'latency_ms<=2'"),
+        ("plot", "plot Pareto fronts and hypervolume of one or more runs",
+         "hynas plot runs/demo"),
+    ):
+        p = _sub(subs, name, text, example)
+        p.set_defaults(handler=_not_yet(name))
+    return parser
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        raise HynasError(f"'{name}' is not delivered yet in this version of hynas")
+
+    return handler
+
+
+def cmd_space_info(args: argparse.Namespace) -> int:
+    from search_space.summary import space_summary
+
+    if args.space is None:
+        config = load_config(args.config, args.overrides)
+        space = load_space(config.space, args.table or config.table)
+        seed = config.seed if args.seed is None else args.seed
+    else:
+        space, seed = load_space(args.space, args.table), args.seed or 0
+    print(space_summary(space, np.random.default_rng(seed), args.samples))
+    return 0
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING if getattr(args, "quiet", False) else (
+        logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("hynas").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``search.py`` and the ``hynas`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    try:
+        return args.handler(args)
+    except HynasError as err:
+        print(f"hynas {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"hynas {args.command}: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Loading YAML into frozen dataclasses: search spaces and experiment configs.
+
+``load_config(path, overrides)`` is the one entry point of experiments; ``--set a.b=v``
+overrides are parsed as YAML scalars and applied before validation, so they are checked
+exactly like the file.
+"""
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from search_space.errors import ConfigError, did_you_mean
+from search_space.hybrid import HybridSpace
+from search_space.schema import build, to_plain
+from search_space.tabular import TabularSpace, load_table
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_NB201_TABLE = REPO_ROOT / "benchmarks" / "data" / "nb201" / "nb201_cifar10.csv"
+TABULAR_SPACES = ("nb201",)
+
+
+def configs_dir() -> Path:
+    """The packaged ``configs/`` folder (works from a checkout and from an install)."""
+    return Path(str(importlib.resources.files("configs")))
+
+
+def resolve_path(name: str, kind: str) -> Path:
+    """A YAML path as given, else a packaged preset: ``mnist_hybrid`` -> ``configs/spaces/mnist_hybrid.yaml``."""
+    direct = Path(name)
+    if direct.is_file():
+        return direct
+    sub = {"space": "spaces", "hardware": "hardware", "config": ""}[kind]
+    for candidate in (configs_dir() / sub / name, configs_dir() / sub / f"{name}.yaml",
+                      configs_dir() / direct.name if direct.parts[:1] == ("configs",) else None):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    presets = sorted(p.stem for p in (configs_dir() / sub).glob("*.yaml"))
+    raise ConfigError(f"{name}: {kind} file not found{did_you_mean(direct.stem, presets)}; "
+                      f"give a YAML path or a preset: {', '.join(presets)}")
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML{at}: {problem}") from None
+
+
+def load_space(name: str, table: str | None = None) -> HybridSpace | TabularSpace:
+    """A hybrid space from a YAML path or preset name, or a tabular space (``nb201``) over ``table``."""
+    if name in TABULAR_SPACES:
+        return TabularSpace(name, load_table(table or DEFAULT_NB201_TABLE))
+    path = resolve_path(name, "space")
+    return build(HybridSpace, read_yaml(path), str(path))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: Literal["mnist5k", "cifar10", "folder"] = "mnist5k"
+    path: str | None = None  # cifar-10-batches-py folder, or a folder of class subfolders
+    val_fraction: float = 0.1  # held out from training, used by the search
+    test_fraction: float = 0.1  # held out from both, used only to report the final front
+    limit: int | None = None  # use only this many images (quick runs and tests)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise ConfigError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
+        if self.dataset != "mnist5k" and not self.path:
+            raise ConfigError(f"path: dataset {self.dataset!r} needs a path")
+        if self.limit is not None and self.limit < 20:
+            raise ConfigError(f"limit: {self.limit} is too few images; use at least 20")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 0.01  # peak learning rate of SGD with Nesterov momentum, cosine to 0
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    random_archs: int = 2  # sandwich rule: largest + smallest + this many random archs per step
+    distill: bool = True  # in-place distillation: smaller archs learn the largest's soft labels
+    bn_batches: int = 10  # batches used to recalibrate BN statistics of a subnet
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "bn_batches"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.random_archs < 0 or self.lr <= 0 or not 0 <= self.label_smoothing < 1:
+            raise ConfigError("random_archs must be >= 0, lr > 0 and label_smoothing in [0, 1)")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    objectives: tuple[str, ...] = ("accuracy:max", "latency_ms:min", "size_mb:min")
+    constraints: tuple[str, ...] = ()  # e.g. "latency_ms <= 5"
+    strategy: str = "linas"
+    budget: int = 100  # measured archs (failures do not count)
+    time_limit_s: float | None = None  # wall-clock limit; the run stops after the batch in flight
+    batch_size: int = 10
+    initial: int = 0  # random archs measured first (0: two batches, at least 10)
+    predictor: str = "auto"
+    runner: str = "local"
+    workers: int = 1
+    reference: dict[str, float] = field(default_factory=dict)  # HV reference point per objective
+
+    def __post_init__(self) -> None:
+        if self.budget <= 0 or self.batch_size <= 0 or self.workers <= 0 or self.initial < 0:
+            raise ConfigError("budget, batch_size and workers must be positive, initial >= 0")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ConfigError(f"time_limit_s: must be positive, got {self.time_limit_s}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one run needs; written to the run folder as ``config.yaml``."""
+
+    name: str
+    space: str = "mnist_hybrid"  # a space YAML path, a preset name, or a tabular space (nb201)
+    table: str | None = None  # the benchmark CSV of a tabular space
+    hardware: tuple[str, ...] = ("cpu_ort",)  # hardware profiles (YAML path or preset name)
+    seed: int = 0
+    device: str = "cpu"  # torch device of training and accuracy evaluation
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    source: str = field(default="", compare=False)  # the file it came from
+
+    def to_yaml(self) -> str:
+        plain = to_plain(self)
+        plain.pop("source")
+        return yaml.safe_dump(plain, sort_keys=False)
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one ``a.b.c=value`` to nested ``data`` in place, ``value`` parsed as a YAML scalar."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. --set search.budget=50")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML") from None
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {assignment!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> ExperimentConfig:
+    """Load an experiment YAML (path or preset name) and apply ``--set`` overrides."""
+    resolved = resolve_path(str(path), "config")
+    data = read_yaml(resolved)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{resolved}: expected a mapping of settings at the top level")
+    data.setdefault("name", resolved.stem)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    source = f"{resolved} with --set {' '.join(overrides)}" if overrides else str(resolved)
+    config = build(ExperimentConfig, data, source)
+    return replace(config, source=str(resolved))

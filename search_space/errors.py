@@ -1,0 +1,35 @@
+"""The error family of hynas: every user-facing failure is a ``HynasError``.
+
+The CLI maps any ``HynasError`` to one line on stderr and exit code 2, so messages
+must name what to fix: the file, the key path, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HynasError(Exception):
+    """Base class of every error hynas raises on bad user input or bad files."""
+
+
+class ConfigError(HynasError):
+    """A YAML config or CLI value is malformed, unknown or of the wrong type."""
+
+
+class SearchSpaceError(HynasError):
+    """A search space definition or an architecture does not fit its space."""
+
+
+class CheckpointError(HynasError):
+    """A checkpoint or lookup table is missing, corrupt or from another space."""
+
+
+class DataError(HynasError):
+    """A data set path is missing or does not hold what was expected."""
+
+
+def did_you_mean(value: str, allowed: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest allowed name, or ``""``."""
+    matches = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1, cutoff=0.5)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""

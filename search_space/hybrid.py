@@ -1,0 +1,293 @@
+"""The hybrid conv/attention search space read from YAML, and its genome.
+
+Genome layout (integers, one list per arch), per stage ``s`` then per layer slot::
+
+    [depth_idx, width_idx] + max_depth * [block_idx, kernel_idx, expand_idx, heads_idx, mlp_idx, wbits_idx, abits_idx]
+
+Genes that do not apply (slots beyond the depth, the other block type's dimensions)
+are masked: ``decode`` ignores them and ``encode`` writes 0 there, so genomes that
+differ only in masked genes decode to the same ``Arch``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from search_space.arch import ALLOWED_BITS, BLOCK_TYPES, Arch, LayerArch, StageArch
+from search_space.errors import SearchSpaceError
+
+LAYER_GENES = ("block", "kernel", "expand", "heads", "mlp_ratio", "wbits", "abits")
+
+
+def _check_choices(name: str, values: tuple[int, ...], allowed: tuple[int, ...] | None = None) -> None:
+    if not values:
+        raise SearchSpaceError(f"{name}: the list of choices is empty")
+    if len(set(values)) != len(values):
+        raise SearchSpaceError(f"{name}: choices {list(values)} repeat a value")
+    for v in values:
+        if allowed is not None and v not in allowed:
+            raise SearchSpaceError(f"{name}: {v} is not allowed; choose from {list(allowed)}")
+        if v <= 0:
+            raise SearchSpaceError(f"{name}: {v} must be positive")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    channels: int  # image channels (1 for MNIST, 3 for CIFAR-10)
+    size: int  # square input side in pixels
+    classes: int
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "size", "classes"):
+            if getattr(self, name) <= 0:
+                raise SearchSpaceError(f"{name}: must be positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    channels: int  # output channels of the fixed stem convolution
+    stride: int = 2  # downsample early: attention and depthwise convs are far cheaper at 14x14
+    kernel: int = 3
+
+    def __post_init__(self) -> None:
+        _check_choices("channels", (self.channels,))
+        _check_choices("stride", (self.stride,), (1, 2))
+        if self.kernel % 2 == 0 or self.kernel <= 0:
+            raise SearchSpaceError(f"kernel: {self.kernel} must be a positive odd number")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Choices of one stage; every layer of the stage picks from the same lists."""
+
+    depth: tuple[int, ...]
+    width: tuple[int, ...]  # channel count of the stage's residual stream
+    blocks: tuple[str, ...] = ("conv",)
+    kernel: tuple[int, ...] = (3,)
+    expand: tuple[int, ...] = (4,)
+    heads: tuple[int, ...] = (2,)
+    mlp_ratio: tuple[int, ...] = (2,)
+    head_dim: int = 8  # channels per attention head; heads * head_dim = attention inner width
+    stride: int = 1  # applied by the stage's first layer
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "width", "kernel", "expand", "heads", "mlp_ratio"):
+            _check_choices(name, getattr(self, name))
+        if not self.blocks:
+            raise SearchSpaceError("blocks: the list of choices is empty")
+        for b in self.blocks:
+            if b not in BLOCK_TYPES:
+                raise SearchSpaceError(f"blocks: unknown block type {b!r}; allowed: {', '.join(BLOCK_TYPES)}")
+        if len(set(self.blocks)) != len(self.blocks):
+            raise SearchSpaceError(f"blocks: choices {list(self.blocks)} repeat a value")
+        if even := [k for k in self.kernel if k % 2 == 0]:
+            raise SearchSpaceError(f"kernel: {even[0]} is even; depthwise kernels must be odd")
+        _check_choices("head_dim", (self.head_dim,))
+        _check_choices("stride", (self.stride,), (1, 2))
+
+    def choices(self, gene: str) -> tuple:
+        if gene == "block":
+            return self.blocks
+        return getattr(self, gene)
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    weight_bits: tuple[int, ...] = (32,)
+    act_bits: tuple[int, ...] = (32,)
+    # The fixed stem and classifier stay at this width, as HAQ and APQ keep first and last layers at 8 bits.
+    stem_head_bits: int = 8
+
+    def __post_init__(self) -> None:
+        _check_choices("weight_bits", self.weight_bits, ALLOWED_BITS)
+        _check_choices("act_bits", self.act_bits, ALLOWED_BITS)
+        _check_choices("stem_head_bits", (self.stem_head_bits,), ALLOWED_BITS)
+
+
+@dataclass(frozen=True)
+class HybridSpace:
+    """A weight-sharing space of conv (MBConv) and attention layers with quantization choices."""
+
+    name: str
+    input: InputSpec
+    stem: StemSpec
+    stages: tuple[StageSpec, ...]
+    quantization: QuantSpec = QuantSpec()
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise SearchSpaceError("stages: a space needs at least one stage")
+
+    # -- sampling and membership -------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Arch:
+        """A uniformly random genome, decoded (so deeper stages are as likely as shallow ones)."""
+        lower, upper = self.bounds()
+        return self.decode(rng.integers(lower, upper + 1))
+
+    def contains(self, arch: object) -> bool:
+        if not isinstance(arch, Arch) or len(arch.stages) != len(self.stages):
+            return False
+        q = self.quantization
+        for spec, stage in zip(self.stages, arch.stages):
+            if stage.depth not in spec.depth or stage.width not in spec.width:
+                return False
+            for layer in stage.layers:
+                if layer.block not in spec.blocks or layer.wbits not in q.weight_bits or layer.abits not in q.act_bits:
+                    return False
+                if layer.block == "conv" and (layer.kernel not in spec.kernel or layer.expand not in spec.expand):
+                    return False
+                if layer.block == "attn" and (layer.heads not in spec.heads or layer.mlp_ratio not in spec.mlp_ratio):
+                    return False
+        return True
+
+    def validate(self, arch: Arch) -> Arch:
+        """Return ``arch`` or raise ``SearchSpaceError`` saying it is not in this space."""
+        if not self.contains(arch):
+            raise SearchSpaceError(f"arch {arch.to_str()!r} is not in space {self.name!r}")
+        return arch
+
+    def arch_from_str(self, text: str) -> Arch:
+        return self.validate(Arch.from_str(text))
+
+    # -- genome ---------------------------------------------------------------------
+    def _gene_choices(self, spec: StageSpec, gene: str) -> tuple:
+        if gene == "wbits":
+            return self.quantization.weight_bits
+        if gene == "abits":
+            return self.quantization.act_bits
+        return spec.choices(gene)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inclusive integer lower and upper bounds of every gene (pymoo style)."""
+        upper: list[int] = []
+        for spec in self.stages:
+            upper += [len(spec.depth) - 1, len(spec.width) - 1]
+            upper += [len(self._gene_choices(spec, g)) - 1 for g in LAYER_GENES] * max(spec.depth)
+        return np.zeros(len(upper), dtype=np.int64), np.asarray(upper, dtype=np.int64)
+
+    def decode(self, genes) -> Arch:
+        genes = [int(g) for g in genes]
+        lower, upper = self.bounds()
+        if len(genes) != len(upper) or any(g < lo or g > up for g, lo, up in zip(genes, lower, upper)):
+            raise SearchSpaceError(f"genome {genes} does not fit space {self.name!r} (bounds {upper.tolist()})")
+        pos, stages = 0, []
+        for spec in self.stages:
+            depth, width = spec.depth[genes[pos]], spec.width[genes[pos + 1]]
+            pos += 2
+            layers = []
+            for slot in range(max(spec.depth)):
+                values = {g: self._gene_choices(spec, g)[genes[pos + i]] for i, g in enumerate(LAYER_GENES)}
+                pos += len(LAYER_GENES)
+                if slot < depth:
+                    layers.append(_layer_from_values(values))
+            stages.append(StageArch(width, tuple(layers)))
+        return Arch(tuple(stages))
+
+    def encode(self, arch: Arch) -> np.ndarray:
+        self.validate(arch)
+        genes: list[int] = []
+        for spec, stage in zip(self.stages, arch.stages):
+            genes += [spec.depth.index(stage.depth), spec.width.index(stage.width)]
+            for slot in range(max(spec.depth)):
+                if slot >= stage.depth:
+                    genes += [0] * len(LAYER_GENES)
+                    continue
+                layer = stage.layers[slot]
+                for g in LAYER_GENES:
+                    value = getattr(layer, g)
+                    applies = g in ("block", "wbits", "abits") or value != 0
+                    genes.append(self._gene_choices(spec, g).index(value) if applies else 0)
+        return np.asarray(genes, dtype=np.int64)
+
+    # -- extremes and counting --------------------------------------------------
+    def _extreme(self, pick) -> Arch:
+        """Every stage at ``pick`` (max or min) of each choice; per stage the block type whose
+        layer has the most (or fewest) parameters there, since that differs across spaces."""
+        from search_space.costs import arch_costs
+
+        q = self.quantization
+        wbits, abits = pick(q.weight_bits), pick(q.act_bits)
+        options = {
+            "conv": lambda spec: LayerArch("conv", kernel=pick(spec.kernel), expand=pick(spec.expand),
+                                           wbits=wbits, abits=abits),
+            "attn": lambda spec: LayerArch("attn", heads=pick(spec.heads), mlp_ratio=pick(spec.mlp_ratio),
+                                           wbits=wbits, abits=abits),
+        }
+        stages = [StageArch(pick(s.width), (options[s.blocks[0]](s),) * pick(s.depth)) for s in self.stages]
+        for i, spec in enumerate(self.stages):
+            candidates = []
+            for block in spec.blocks:
+                trial = list(stages)
+                trial[i] = StageArch(stages[i].width, (options[block](spec),) * stages[i].depth)
+                candidates.append(Arch(tuple(trial)))
+            stages = list(pick(candidates, key=lambda a: arch_costs(self, a).params).stages)
+        return Arch(tuple(stages))
+
+    def largest(self) -> Arch:
+        """Every dimension at its maximum, at the widest bit-widths (the distillation teacher)."""
+        return self._extreme(max)
+
+    def smallest(self) -> Arch:
+        """Every dimension at its minimum, at the lowest bit-widths."""
+        return self._extreme(min)
+
+    def size(self) -> int:
+        """The exact number of distinct archs (masked genes counted once)."""
+        q = self.quantization
+        bits = len(q.weight_bits) * len(q.act_bits)
+        total = 1
+        for spec in self.stages:
+            per_layer = bits * (
+                ("conv" in spec.blocks) * len(spec.kernel) * len(spec.expand)
+                + ("attn" in spec.blocks) * len(spec.heads) * len(spec.mlp_ratio)
+            )
+            total *= len(spec.width) * sum(per_layer**d for d in spec.depth)
+        return total
+
+    # -- features for predictors ---------------------------------------------------
+    def features(self, arch: Arch) -> np.ndarray:
+        """A float vector: per stage depth and width, per layer slot its choices (0 when masked),
+        then log analytic costs, which rank latency and size well on their own."""
+        from search_space.costs import arch_costs
+
+        feats: list[float] = []
+        for spec, stage in zip(self.stages, arch.stages):
+            feats += [_ordinal(spec.depth, stage.depth), _ordinal(spec.width, stage.width)]
+            for slot in range(max(spec.depth)):
+                if slot >= stage.depth:
+                    feats += [0.0] * 8
+                    continue
+                layer = stage.layers[slot]
+                conv = layer.block == "conv"
+                feats += [
+                    1.0,
+                    0.0 if conv else 1.0,
+                    _ordinal(spec.kernel, layer.kernel) if conv else 0.0,
+                    _ordinal(spec.expand, layer.expand) if conv else 0.0,
+                    0.0 if conv else _ordinal(spec.heads, layer.heads),
+                    0.0 if conv else _ordinal(spec.mlp_ratio, layer.mlp_ratio),
+                    math.log2(layer.wbits) / 5.0,
+                    math.log2(layer.abits) / 5.0,
+                ]
+        costs = arch_costs(self, arch)
+        feats += [math.log10(costs.params), math.log10(costs.macs), math.log10(costs.bitops), math.log10(costs.size_mb)]
+        return np.asarray(feats, dtype=np.float64)
+
+    def describe(self, arch: Arch) -> str:
+        return arch.to_str()
+
+
+def _ordinal(choices: tuple[int, ...], value: int) -> float:
+    """Position of ``value`` in the sorted choices, scaled to (0, 1]; 1.0 for a pinned choice."""
+    ranked = sorted(choices)
+    return (ranked.index(value) + 1) / len(ranked)
+
+
+def _layer_from_values(values: dict) -> LayerArch:
+    if values["block"] == "conv":
+        return LayerArch("conv", kernel=values["kernel"], expand=values["expand"],
+                         wbits=values["wbits"], abits=values["abits"])
+    return LayerArch("attn", heads=values["heads"], mlp_ratio=values["mlp_ratio"],
+                     wbits=values["wbits"], abits=values["abits"])

@@ -1,0 +1,127 @@
+"""Objectives, constraints and measured metrics: the vocabulary shared by every layer."""
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from search_space.errors import ConfigError, did_you_mean
+
+Direction = Literal["min", "max"]
+
+# Built-in objectives of hybrid spaces: default direction and unit.
+HYBRID_OBJECTIVES: dict[str, tuple[Direction, str]] = {
+    "accuracy": ("max", "%"),
+    "latency_ms": ("min", "ms"),
+    "size_mb": ("min", "MB"),
+    "bitops": ("min", "BitOps"),
+    "macs": ("min", "MACs"),
+    "params": ("min", "params"),
+}
+ANALYTIC_OBJECTIVES = ("size_mb", "bitops", "macs", "params")  # known before any measurement
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    direction: Direction
+    unit: str = ""
+
+    @property
+    def sign(self) -> float:
+        """Multiply a value by this to turn the objective into one to minimize."""
+        return 1.0 if self.direction == "min" else -1.0
+
+    @property
+    def base(self) -> str:
+        """The name without a hardware profile suffix: ``latency_ms@pi4`` -> ``latency_ms``."""
+        return self.name.split("@", 1)[0]
+
+    def label(self) -> str:
+        arrow = "lower is better" if self.direction == "min" else "higher is better"
+        return f"{self.name} [{self.unit}] ({arrow})" if self.unit else f"{self.name} ({arrow})"
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.direction}"
+
+
+def parse_objectives(text: str | Iterable[str], known: Mapping[str, tuple[Direction, str]], where: str) -> tuple[Objective, ...]:
+    """Parse ``"accuracy:max,latency_ms:min"``; names must be in ``known`` (name -> direction, unit).
+
+    ``latency_ms@<profile>`` is accepted wherever ``latency_ms`` is known.
+    """
+    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    if not items:
+        raise ConfigError(f"{where}: no objective given; choose from {', '.join(known)}")
+    objectives = []
+    for item in items:
+        name, _, direction = item.partition(":")
+        base = name.split("@", 1)[0]
+        if base not in known:
+            raise ConfigError(
+                f"{where}: unknown objective {name!r}{did_you_mean(name, known)}; choose from {', '.join(known)}"
+            )
+        default_dir, unit = known[base]
+        direction = direction or default_dir
+        if direction not in ("min", "max"):
+            raise ConfigError(f"{where}: direction of {name!r} must be 'min' or 'max', got {direction!r}")
+        objectives.append(Objective(name, direction, unit))  # type: ignore[arg-type]
+    if len({o.name for o in objectives}) != len(objectives):
+        raise ConfigError(f"{where}: an objective is listed twice in {items}")
+    if len(objectives) < 2:
+        raise ConfigError(f"{where}: a multi-objective search needs at least two objectives, got {items}")
+    return tuple(objectives)
+
+
+_OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+_CONSTRAINT = re.compile(r"\s*([A-Za-z_][\w@.\-]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``name op bound``, e.g. ``latency_ms <= 5``."""
+
+    name: str
+    op: str
+    bound: float
+
+    @classmethod
+    def parse(cls, text: str, names: Iterable[str], where: str) -> Constraint:
+        m = _CONSTRAINT.fullmatch(text)
+        if not m:
+            raise ConfigError(f"{where}: cannot parse constraint {text!r}; write e.g. 'latency_ms <= 5'")
+        name, op, bound = m.groups()
+        names = list(names)
+        if name not in names:
+            raise ConfigError(f"{where}: constraint on unknown value {name!r}{did_you_mean(name, names)}; "
+                              f"choose from {', '.join(names)}")
+        try:
+            return cls(name, op, float(bound))
+        except ValueError:
+            raise ConfigError(f"{where}: bound {bound!r} of {text!r} is not a number") from None
+
+    def satisfied(self, values: Mapping[str, float]) -> bool:
+        return _OPS[self.op](values[self.name], self.bound)
+
+    def violation(self, values: Mapping[str, float]) -> float:
+        """How far ``values`` is from satisfying this constraint (0 when satisfied)."""
+        if self.satisfied(values):
+            return 0.0
+        return abs(values[self.name] - self.bound) + 1e-12
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.op} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Measured objective values of one arch, with how and where they were measured."""
+
+    values: Mapping[str, float] = field(hash=False)
+    seconds: float = 0.0  # wall time of the measurement
+    meta: Mapping[str, str | float | int] = field(default_factory=dict, hash=False)  # device, backend, threads, host...
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[name]

@@ -1,0 +1,26 @@
+"""The ``SearchSpace`` protocol every space implements (``HybridSpace``, ``TabularSpace``)."""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    """A finite set of archs with an integer genome.
+
+    ``decode(encode(a)) == a`` for every arch ``a``; ``features`` gives predictors a float vector;
+    ``size`` is the exact number of distinct archs.
+    """
+
+    name: str
+
+    def sample(self, rng: np.random.Generator) -> Any: ...
+    def contains(self, arch: object) -> bool: ...
+    def encode(self, arch: Any) -> np.ndarray: ...
+    def decode(self, genes: Any) -> Any: ...
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def features(self, arch: Any) -> np.ndarray: ...
+    def size(self) -> int: ...
+    def arch_from_str(self, text: str) -> Any: ...

@@ -1,0 +1,187 @@
+"""Tabular spaces: NAS-Bench-201 cells with their measured values read from a CSV.
+
+A cell is a DAG of 4 nodes; each of its 6 edges carries one of 5 operations. The
+canonical string lists the edges into nodes 1, 2 and 3::
+
+    |op~0|+|op~0|op~1|+|op~0|op~1|op~2|
+
+Any CSV with an ``arch`` column in that format and numeric columns is a table; each
+numeric column can be an objective.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from search_space.errors import DataError, SearchSpaceError
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# (to_node, from_node) of each of the 6 edges, in the order of the canonical string.
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+# The 4 input-to-output paths as edge indices: 0->3, 0->1->3, 0->2->3, 0->1->2->3.
+NB201_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+@dataclass(frozen=True)
+class CellArch:
+    """An NB201 cell: the operation on each of the 6 edges."""
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.ops) != len(NB201_EDGES):
+            raise SearchSpaceError(f"a cell has {len(NB201_EDGES)} edges, got {len(self.ops)}")
+        for op in self.ops:
+            if op not in NB201_OPS:
+                raise SearchSpaceError(f"unknown cell operation {op!r}; allowed: {', '.join(NB201_OPS)}")
+
+    def to_str(self) -> str:
+        nodes = []
+        for to_node in (1, 2, 3):
+            edges = [f"{op}~{src}" for op, (dst, src) in zip(self.ops, NB201_EDGES) if dst == to_node]
+            nodes.append("|" + "|".join(edges) + "|")
+        return "+".join(nodes)
+
+    @classmethod
+    def from_str(cls, text: str) -> CellArch:
+        ops, expected = [], iter(NB201_EDGES)
+        for node, part in enumerate(text.strip().split("+"), start=1):
+            for token in part.strip("|").split("|"):
+                op, _, src = token.partition("~")
+                if next(expected, None) != (node, int(src) if src.isdigit() else -1):
+                    raise SearchSpaceError(f"cannot parse cell {text!r}: edge {token!r} is out of place")
+                ops.append(op)
+        return cls(tuple(ops))
+
+    def live_edges(self) -> frozenset[int]:
+        """Edges on some input-to-output path with no 'none' on it (the rest cannot affect the output)."""
+        return frozenset(e for path in NB201_PATHS if all(self.ops[i] != "none" for i in path) for e in path)
+
+    def __str__(self) -> str:
+        return self.to_str()
+
+
+def _path_vocabulary() -> dict[tuple[int, tuple[str, ...]], int]:
+    live_ops = NB201_OPS[1:]
+    vocab = {}
+    for p, path in enumerate(NB201_PATHS):
+        for combo in itertools.product(live_ops, repeat=len(path)):
+            vocab[(p, combo)] = len(vocab)
+    return vocab
+
+
+_PATHS = _path_vocabulary()
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of a benchmark CSV: arch strings and numeric columns."""
+
+    source: str
+    archs: tuple[CellArch, ...]
+    columns: dict[str, np.ndarray] = field(hash=False)
+
+    @cached_property
+    def row_of(self) -> dict[CellArch, int]:
+        return {a: i for i, a in enumerate(self.archs)}
+
+    def values(self, arch: CellArch) -> dict[str, float]:
+        row = self.row_of[arch]
+        return {name: float(col[row]) for name, col in self.columns.items()}
+
+
+def load_table(path: str | Path) -> Table:
+    """Read a CSV with an ``arch`` column of NB201 cell strings plus numeric columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: benchmark table not found (expected a CSV with an 'arch' column)")
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: cannot read the table: {err}") from None
+    if not rows or "arch" not in rows[0]:
+        raise DataError(f"{path}: no 'arch' column; a table needs NB201 cell strings in a column named 'arch'")
+    names = [c for c in rows[0] if c != "arch"]
+    archs, numeric = [], {c: [] for c in names}
+    for line, row in enumerate(rows, start=2):
+        try:
+            archs.append(CellArch.from_str(row["arch"]))
+        except SearchSpaceError as err:
+            raise DataError(f"{path}: line {line}: {err}") from None
+        for c in names:
+            try:
+                numeric[c].append(float(row[c]))
+            except (TypeError, ValueError):
+                numeric[c].append(math.nan)
+    columns = {c: np.asarray(v) for c, v in numeric.items() if not np.isnan(v).all()}
+    if len(set(archs)) != len(archs):
+        raise DataError(f"{path}: the 'arch' column repeats a cell")
+    if not columns:
+        raise DataError(f"{path}: no numeric column to use as an objective")
+    return Table(str(path), tuple(archs), columns)
+
+
+@dataclass(frozen=True)
+class TabularSpace:
+    """The NB201 cell space restricted to the cells of a table. Genes: one op index per edge."""
+
+    name: str
+    table: Table = field(hash=False, compare=False)
+
+    def sample(self, rng: np.random.Generator) -> CellArch:
+        return self.table.archs[int(rng.integers(len(self.table.archs)))]
+
+    def contains(self, arch: object) -> bool:
+        return isinstance(arch, CellArch) and arch in self.table.row_of
+
+    def validate(self, arch: CellArch) -> CellArch:
+        if not self.contains(arch):
+            raise SearchSpaceError(f"cell {arch} is not in table {self.table.source}")
+        return arch
+
+    def arch_from_str(self, text: str) -> CellArch:
+        return self.validate(CellArch.from_str(text))
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        n = len(NB201_EDGES)
+        return np.zeros(n, dtype=np.int64), np.full(n, len(NB201_OPS) - 1, dtype=np.int64)
+
+    def encode(self, arch: CellArch) -> np.ndarray:
+        return np.asarray([NB201_OPS.index(op) for op in arch.ops], dtype=np.int64)
+
+    def decode(self, genes) -> CellArch:
+        genes = [int(g) for g in genes]
+        if len(genes) != len(NB201_EDGES) or not all(0 <= g < len(NB201_OPS) for g in genes):
+            raise SearchSpaceError(f"genome {genes} is not 6 op indices in 0..{len(NB201_OPS) - 1}")
+        return CellArch(tuple(NB201_OPS[g] for g in genes))
+
+    def size(self) -> int:
+        return len(self.table.archs)
+
+    def features(self, arch: CellArch) -> np.ndarray:
+        """One-hot ops per edge, the same for live edges only, the input-to-output paths that
+        carry no 'none' (BANANAS-style path encoding), op counts on live edges, and connectivity."""
+        n_ops = len(NB201_OPS)
+        live = arch.live_edges()
+        onehot = np.zeros((2, len(NB201_EDGES), n_ops))
+        for e, op in enumerate(arch.ops):
+            onehot[0, e, NB201_OPS.index(op)] = 1.0
+            if e in live:
+                onehot[1, e, NB201_OPS.index(op)] = 1.0
+        paths = np.zeros(len(_PATHS))
+        for p, path in enumerate(NB201_PATHS):
+            combo = tuple(arch.ops[e] for e in path)
+            if "none" not in combo:
+                paths[_PATHS[(p, combo)]] = 1.0
+        counts = onehot[1].sum(axis=0)[1:]
+        return np.concatenate([onehot.ravel(), paths, counts, [1.0 if live else 0.0]])
+
+    def describe(self, arch: CellArch) -> str:
+        return arch.to_str()

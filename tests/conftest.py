@@ -1,0 +1,26 @@
+"""Shared fixtures: the preset spaces and the shipped NB201 table (loaded once per session)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search_space.config import load_space
+
+REPO = Path(__file__).resolve().parent.parent
+NB201_CSV = REPO / "benchmarks" / "data" / "nb201" / "nb201_cifar10.csv"
+
+
+@pytest.fixture(scope="session", params=["mnist_hybrid", "cifar_hybrid"])
+def hybrid_space(request):
+    return load_space(request.param)
+
+
+@pytest.fixture(scope="session")
+def mnist_space():
+    return load_space("mnist_hybrid")
+
+
+@pytest.fixture(scope="session")
+def nb201_space():
+    return load_space("nb201", str(NB201_CSV))

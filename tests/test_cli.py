@@ -1,0 +1,47 @@
+"""The CLI in process: help, exit codes, one-line errors."""
+import pytest
+
+import search
+from tests.conftest import NB201_CSV
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        search.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("space", "train", "profile", "search", "run", "finetune", "export", "plot"):
+        assert name in out
+
+
+def test_space_info_prints_size_and_extremes(capsys):
+    assert search.main(["space", "info", "mnist_hybrid", "--samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "271,065,600 distinct archs" in out and "largest: c24:" in out and out.count("sample ") == 2
+
+
+def test_space_info_default_comes_from_config(capsys):
+    assert search.main(["space", "info", "--config", "configs/demo.yaml", "--samples", "0"]) == 0
+    assert "space mnist_hybrid" in capsys.readouterr().out
+
+
+def test_space_info_tabular(capsys):
+    assert search.main(["space", "info", "nb201", "--table", str(NB201_CSV), "--samples", "1"]) == 0
+    assert "15,625 distinct archs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["space", "info", "--samples", "many"],
+    ["space", "info", "nb201", "--table", "/no/such.csv"],
+    ["space", "info", "--config", "nope.yaml"],
+    ["space", "info", "--config", "configs/demo.yaml", "--set", "search.budget=-1"],
+    ["frobnicate"],
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv):
+    try:
+        code = search.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error" in err[0]

@@ -1,0 +1,113 @@
+import pytest
+import yaml
+
+import search
+from search_space import ConfigError, HybridSpace, HynasError, Registry, load_config, load_space
+from search_space.schema import build
+
+GOOD_SPACE = {
+    "name": "t", "input": {"channels": 1, "size": 28, "classes": 10}, "stem": {"channels": 8},
+    "stages": [{"depth": [1, 2], "width": [8, 16], "blocks": ["conv", "attn"], "kernel": [3, 5]}],
+    "quantization": {"weight_bits": [4, 8], "act_bits": [8]},
+}
+
+
+def _space_with(path: str, value) -> dict:
+    data = yaml.safe_load(yaml.safe_dump(GOOD_SPACE))
+    node = data
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node[int(k)] if k.isdigit() else node[k]
+    if value is _DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return data
+
+
+_DELETE = object()
+
+# (key path, bad value, text the message must name)
+BAD_SPACES = [
+    ("stages.0.blocks", ["conv", "lstm"], "blocks"),
+    ("stages.0.blocks", [], "blocks"),
+    ("stages.0.kernel", [], "kernel"),
+    ("stages.0.kernel", [4], "kernel"),
+    ("quantization.weight_bits", [3, 8], "weight_bits"),
+    ("quantization.act_bits", [8, 8], "act_bits"),
+    ("stages.0.depth", [-1, 2], "depth"),
+    ("stages.0.depth", "two", "depth"),
+    ("stages.0.width", [8.5], "width"),
+    ("stages.0.stride", 3, "stride"),
+    ("stages.0.widht", [8], "widht"),
+    ("input.channels", 0, "channels"),
+    ("input.size", _DELETE, "size"),
+    ("stages", [], "stages"),
+    ("stem", "big", "stem"),
+    ("quantization.stem_head_bits", 5, "stem_head_bits"),
+]
+
+
+@pytest.mark.parametrize("path,value,named", BAD_SPACES, ids=[f"{p}={v!r}"[:40] for p, v, _ in BAD_SPACES])
+def test_malformed_spaces_name_the_key_and_exit_2_in_the_cli(tmp_path, capsys, path, value, named):
+    f = tmp_path / "space.yaml"
+    f.write_text(yaml.safe_dump(_space_with(path, value)))
+    with pytest.raises(HynasError) as err:
+        load_space(str(f))
+    assert named in str(err.value) and str(f) in str(err.value)
+    assert search.main(["space", "info", str(f)]) == 2
+    captured = capsys.readouterr().err.strip().splitlines()
+    assert len(captured) == 1 and named in captured[0] and "Traceback" not in captured[0]
+
+
+def test_unknown_key_suggests_the_closest(tmp_path):
+    f = tmp_path / "space.yaml"
+    f.write_text(yaml.safe_dump(_space_with("stages.0.kernal", [3])))
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.kernal: unknown key \(did you mean 'kernel'\?\)"):
+        load_space(str(f))
+
+
+def test_malformed_yaml_gives_line(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("name: x\nstages: [\n  {depth: [1, 2\n")
+    with pytest.raises(ConfigError, match="malformed YAML at line"):
+        load_space(str(f))
+
+
+def test_a_scalar_pins_a_choice():
+    space = build(HybridSpace, _space_with("stages.0.kernel", 5), "inline")
+    assert space.stages[0].kernel == (5,)
+
+
+def test_config_overrides_and_write_back(tmp_path):
+    config = load_config("configs/demo.yaml", ["search.budget=7", "train.lr=0.1", "search.strategy=random"])
+    assert (config.search.budget, config.train.lr, config.search.strategy) == (7, 0.1, "random")
+    out = tmp_path / "resolved.yaml"
+    out.write_text(config.to_yaml())
+    again = load_config(out)
+    assert again.search == config.search and again.train == config.train and again.data == config.data
+
+
+@pytest.mark.parametrize("override,named", [
+    ("search.budgt=3", "search.budgt"), ("search.budget=many", "search.budget"), ("train.epochs=0", "epochs"),
+    ("nosection", "key=value"), ("data.dataset=imagenet", "data.dataset"), ("data.val_fraction=2", "val_fraction"),
+])
+def test_bad_overrides(override, named):
+    with pytest.raises(ConfigError) as err:
+        load_config("configs/demo.yaml", [override])
+    assert named in str(err.value)
+
+
+def test_missing_config_file_suggests_presets():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("configs/nope.yaml")
+
+
+def test_registry_rejects_duplicates_and_suggests():
+    reg: Registry[int] = Registry("widget")
+    reg.register("alpha")(1)
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.register("alpha")(2)
+    with pytest.raises(ConfigError, match="did you mean 'alpha'"):
+        reg.get("alpah")
+    assert reg.names() == ["alpha"] and "alpha" in reg
