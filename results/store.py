@@ -1,0 +1,188 @@
+"""The results store: an Optuna study in RDB storage, one trial per measured arch.
+
+Contract (the store is the single source of truth of a run):
+
+* A trial is *claimed* (state RUNNING) before an arch is evaluated and *completed* with its
+  objective values (COMPLETE) or *failed* with its error (FAIL) when the result arrives.
+  ``params`` are the arch's genes, ``user_attrs`` its string, the driver and measurement metadata.
+* Several drivers may share one study: a claim that duplicates an earlier live claim of the
+  same arch, or that falls beyond the budget, is withdrawn, so the study ends with exactly
+  ``budget`` distinct archs. The lower trial number wins every race.
+* A RUNNING trial whose driver process died on this host is failed by ``release_stale``
+  (its arch is free to be claimed again).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from search_space.errors import ConfigError
+from search_space.objectives import Metrics, Objective
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+ATTR_ARCH, ATTR_DRIVER, ATTR_ERROR = "arch", "driver", "error"
+WITHDRAWN = "withdrawn"  # the error text of a claim given up to another driver or to the budget
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured arch as stored."""
+
+    number: int
+    arch: str
+    values: dict[str, float] = field(hash=False)
+    meta: dict[str, Any] = field(hash=False)
+
+
+def driver_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, ...), with a clear error when it fails."""
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except ImportError as err:
+        raise ConfigError(f"--storage {url}: the database driver is missing ({err}); "
+                          "for PostgreSQL install hynas[postgres]") from None
+    except Exception as err:  # SQLAlchemy raises many types for a bad URL or unreachable server
+        raise ConfigError(f"--storage {url}: cannot open the storage: {str(err).splitlines()[0]}") from None
+
+
+class ResultsStore:
+    """Measured archs of one search, in an Optuna study."""
+
+    def __init__(self, storage_url: str, study_name: str, objectives: Sequence[Objective], space_name: str,
+                 gene_count: int, gene_upper: Sequence[int]) -> None:
+        self.objectives = tuple(objectives)
+        self.storage = open_storage(storage_url)
+        self._distributions = {f"g{i}": IntDistribution(0, int(gene_upper[i])) for i in range(gene_count)}
+        self.study = optuna.create_study(
+            storage=self.storage, study_name=study_name, load_if_exists=True,
+            directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
+        self._check_or_set_identity(space_name)
+        self.driver = driver_id()
+
+    def _check_or_set_identity(self, space_name: str) -> None:
+        wanted = {"space": space_name, "objectives": [str(o) for o in self.objectives]}
+        attrs = self.study.user_attrs
+        if "objectives" not in attrs:
+            for key, value in wanted.items():
+                self.study.set_user_attr(key, value)
+            self.study.set_metric_names([o.name for o in self.objectives])
+            return
+        for key, value in wanted.items():
+            if attrs.get(key) != value:
+                raise ConfigError(f"study {self.study.study_name!r} holds a search with {key} {attrs.get(key)}, "
+                                  f"not {value}; use another --out or --storage, or --force to start over")
+
+    # -- claims --------------------------------------------------------------------
+    def claim(self, arch_str: str, genes: Sequence[int], budget: int) -> int | None:
+        """Create a RUNNING trial for ``arch_str``; ``None`` when another driver has it or the budget is spent."""
+        template = create_trial(
+            state=TrialState.RUNNING,
+            params={f"g{i}": int(g) for i, g in enumerate(genes)},
+            distributions=self._distributions,
+            user_attrs={ATTR_ARCH: arch_str, ATTR_DRIVER: self.driver},
+        )
+        study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        trial_id = self.storage.create_new_trial(study_id, template_trial=template)
+        number = self.storage.get_trial_number_from_id(trial_id)
+        live = [t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE)) if t.number <= number]
+        duplicate = any(t.user_attrs.get(ATTR_ARCH) == arch_str and t.number < number for t in live)
+        if duplicate or len(live) > budget:
+            self.storage.set_trial_user_attr(trial_id, ATTR_ERROR, WITHDRAWN)
+            self.study.tell(number, state=TrialState.FAIL)
+            return None
+        return number
+
+    def complete(self, number: int, metrics: Metrics) -> None:
+        trial_id = self._trial_id(number)
+        self.storage.set_trial_user_attr(trial_id, "seconds", float(metrics.seconds))
+        for key, value in metrics.meta.items():
+            self.storage.set_trial_user_attr(trial_id, f"meta.{key}", value)
+        extra = {k: v for k, v in metrics.values.items() if k not in {o.name for o in self.objectives}}
+        if extra:
+            self.storage.set_trial_user_attr(trial_id, "extra", json.dumps(extra))
+        self.study.tell(number, [float(metrics.values[o.name]) for o in self.objectives])
+
+    def fail(self, number: int, error: str) -> None:
+        self.storage.set_trial_user_attr(self._trial_id(number), ATTR_ERROR, error[:2000])
+        self.study.tell(number, state=TrialState.FAIL)
+
+    def release_stale(self) -> int:
+        """Fail RUNNING trials left by dead drivers on this host; returns how many."""
+        host = socket.gethostname()
+        released = 0
+        for t in self._trials((TrialState.RUNNING,)):
+            d_host, _, pid = str(t.user_attrs.get(ATTR_DRIVER, "")).rpartition(":")
+            if d_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                self.fail(t.number, "lost in flight: its driver died")
+                released += 1
+        return released
+
+    # -- reading -------------------------------------------------------------------
+    def _trials(self, states: tuple[TrialState, ...]) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=states)
+
+    def _trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(
+            self.storage.get_study_id_from_name(self.study.study_name), number)
+
+    def measured(self) -> list[Record]:
+        """Every COMPLETE trial, in trial order."""
+        records = []
+        for t in self._trials((TrialState.COMPLETE,)):
+            values = dict(zip((o.name for o in self.objectives), t.values))
+            values.update(json.loads(t.user_attrs.get("extra", "{}")))
+            meta = {k[5:]: v for k, v in t.user_attrs.items() if k.startswith("meta.")}
+            meta["seconds"] = t.user_attrs.get("seconds", 0.0)
+            records.append(Record(t.number, t.user_attrs[ATTR_ARCH], values, meta))
+        return records
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(arch, error) of every failed evaluation, withdrawn claims excluded."""
+        return [(t.user_attrs.get(ATTR_ARCH, "?"), t.user_attrs.get(ATTR_ERROR, "?"))
+                for t in self._trials((TrialState.FAIL,)) if t.user_attrs.get(ATTR_ERROR) != WITHDRAWN]
+
+    def active_count(self) -> int:
+        """Measured plus in-flight archs: what counts toward the budget."""
+        return len(self._trials((TrialState.COMPLETE, TrialState.RUNNING)))
+
+    # -- run metadata -----------------------------------------------------------------
+    def reference(self) -> np.ndarray | None:
+        ref = self.study.user_attrs.get("reference")
+        return None if ref is None else np.asarray(ref, dtype=float)
+
+    def set_reference(self, reference: np.ndarray) -> None:
+        if self.reference() is None:
+            self.study.set_user_attr("reference", [float(v) for v in reference])
+
+    def hv_history(self) -> list[tuple[int, float]]:
+        return [tuple(x) for x in self.study.user_attrs.get("hv_history", [])]
+
+    def log_hv(self, measured: int, hv: float) -> None:
+        history = [h for h in self.hv_history() if h[0] != measured] + [(measured, float(hv))]
+        self.study.set_user_attr("hv_history", sorted(history))
+
