@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -71,13 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--samples", type=int, default=3, help="random archs to show (default: %(default)s)")
     info.set_defaults(handler=cmd_space_info)
 
+    search_p = _sub(subs, "search", "multi-objective search of subnets, or of a benchmark table",
+                    "hynas search --space nb201 --objectives test_acc:max,latency_raspi4_ms:min --budget 200 --seed 0")
+    g = search_p.add_argument_group("search options (each overrides the config)")
+    g.add_argument("--space", help="space YAML, preset name, or nb201 (a tabular benchmark)")
+    g.add_argument("--table", metavar="CSV", help="benchmark table of a tabular space (default: the shipped NB201 table)")
+    g.add_argument("--objectives", metavar="LIST",
+                   help="comma-separated name:max|min, e.g. accuracy:max,latency_ms:min,size_mb:min")
+    g.add_argument("--constraint", action="append", default=[], metavar="EXPR",
+                   help="e.g. 'latency_ms <= 5' (repeatable)")
+    g.add_argument("--budget", type=_positive_int, help="measured archs to stop at")
+    g.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall-clock limit, checked between batches")
+    g.add_argument("--batch-size", type=_positive_int, help="archs per round")
+    g.add_argument("--strategy", help="linas (default), random, nsga2, optuna-nsga2, optuna-tpe")
+    g.add_argument("--runner", help="local (default) or ray")
+    g.add_argument("--workers", type=_positive_int, help="parallel evaluation workers (ray runner)")
+    g.add_argument("--address", help="Ray cluster address (ray://host:10001 or auto); default: a local instance")
+    g.add_argument("--storage", metavar="URL",
+                   help="Optuna storage URL (default: sqlite:///<run folder>/study.db; postgresql://... for clusters)")
+    search_p.set_defaults(handler=cmd_search)
+
     for name, text, example in (
         ("train", "train the supernet once (sandwich rule, in-place distillation, fake quantization)",
          "hynas train --config configs/demo.yaml"),
         ("profile", "measure every layer configuration of a space on this machine into a latency lookup table",
          "hynas profile --space mnist_hybrid --hardware cpu_ort --out lut.json"),
-        ("search", "multi-objective search of subnets (or of a benchmark table)",
-         "hynas search --space nb201 --objectives test_acc:max,latency_raspi4_ms:min --budget 200"),
         ("run", "the whole pipeline: train, profile, search, validate, export, plot",
          "hynas run --config configs/demo.yaml"),
         ("finetune", "fine-tune one searched subnet on its own, quantization-aware",
@@ -99,6 +118,64 @@ def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def _search_overrides(args: argparse.Namespace) -> list[str]:
+    """CLI flags of ``search`` as config overrides (so they are validated like the YAML)."""
+    sets = list(args.overrides)
+    flags = {"space": "space", "table": "table", "budget": "search.budget", "time_limit": "search.time_limit_s",
+             "batch_size": "search.batch_size", "strategy": "search.strategy", "runner": "search.runner",
+             "workers": "search.workers", "seed": "seed"}
+    for attr, key in flags.items():
+        if getattr(args, attr, None) is not None:
+            sets.append(f"{key}={getattr(args, attr)}")
+    if args.objectives:
+        sets.append(f"search.objectives=[{args.objectives}]")
+    if args.constraint:
+        sets.append("search.constraints=[" + ", ".join(f"'{c}'" for c in args.constraint) + "]")
+    if args.space and not args.out:
+        strategy = args.strategy or "linas"
+        sets.append(f"name={Path(args.space).stem}-{strategy}-s{args.seed or 0}")
+    return sets
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from search_engine.job import build_job, run_job, true_front_hypervolume
+    from search_engine.run_folder import attach_log_file, prepare_run_folder
+    from search_space.files import atomic_write_text
+
+    config = load_config(args.config, _search_overrides(args))
+    job = build_job(config)  # validate everything before touching the run folder
+    run_dir = prepare_run_folder(args.out or Path("runs") / config.name, args.resume, args.force)
+    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+    handler = attach_log_file(run_dir)
+    try:
+        job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, space=job.space)
+    finally:
+        logging.getLogger("hynas").removeHandler(handler)
+        handler.close()
+    print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
+          f"front of {len(outcome.front)}")
+    for r in outcome.front[:15]:
+        print("  " + "  ".join(f"{o.name}={r.values[o.name]:.4g}" for o in job.objectives) + f"  {r.arch}")
+    if outcome.reference is not None:
+        line = f"hypervolume {outcome.hypervolume:.6g} (reference {np.round(outcome.reference, 4).tolist()}, min form)"
+        true_hv = true_front_hypervolume(job, outcome.reference)
+        if true_hv:
+            line += f"; {outcome.hypervolume / true_hv:.4f} of the table's true front"
+        print(line)
+    print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / 'study.db'}")
+    return 0
+
+
 def cmd_space_info(args: argparse.Namespace) -> int:
     from search_space.summary import space_summary
 
@@ -113,10 +190,20 @@ def cmd_space_info(args: argparse.Namespace) -> int:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.WARNING if getattr(args, "quiet", False) else (
+    """Console output at the level the flags ask; the ``hynas`` logger itself stays at INFO (or DEBUG
+    with -v) so that a run folder's ``hynas.log`` is complete whatever the console shows."""
+    console_level = logging.WARNING if getattr(args, "quiet", False) else (
         logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("hynas").setLevel(level)
+    logger = logging.getLogger("hynas")
+    logger.setLevel(min(console_level, logging.INFO))
+    logger.propagate = False
+    for old in [h for h in logger.handlers if getattr(h, "_hynas_console", False)]:
+        logger.removeHandler(old)
+    console = logging.StreamHandler()
+    console.setLevel(console_level)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    console._hynas_console = True  # type: ignore[attr-defined]
+    logger.addHandler(console)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

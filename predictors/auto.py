@@ -11,7 +11,7 @@ from predictors.metrics import kendall_tau
 
 log = logging.getLogger("hynas.predictors")
 
-CANDIDATES = ("ridge", "gp", "forest", "ridge-rank", "gp-rank", "forest-rank", "mlp")
+CANDIDATES = ("ridge", "gp", "forest", "ridge-rank", "gp-rank", "forest-rank")
 
 
 def cross_validated_tau(name: str, X: np.ndarray, y: np.ndarray, seed: int, folds: int = 3) -> float:

@@ -58,18 +58,26 @@ class GPPredictor(Standardized):
 
 @PREDICTORS.register("forest")
 class ForestPredictor(Standardized):
-    """Extremely randomized trees; the spread of the trees is the std."""
+    """A ridge trend plus extremely randomized trees on its residuals.
+
+    Trees alone rank additive effects poorly from a few hundred rows; the linear trend takes
+    those, and the trees model the interactions left over. The spread of the trees is the std.
+    """
 
     def __init__(self, seed: int = 0, rank_target: bool = False, trees: int = 100) -> None:
         self.seed, self.rank_target, self.trees = seed, rank_target, trees
 
     def _fit(self, X, y):
+        self._trend = RidgePredictor(self.seed)
+        self._trend._fit(X, y)
+        residual = y - self._trend._predict(X)[0]
         self._model = ExtraTreesRegressor(self.trees, min_samples_leaf=2, max_features=0.5,
-                                          random_state=self.seed, n_jobs=1).fit(X, y)
+                                          random_state=self.seed, n_jobs=1).fit(X, residual)
 
     def _predict(self, X):
-        per_tree = np.stack([t.predict(X) for t in self._model.estimators_])
-        return per_tree.mean(axis=0), per_tree.std(axis=0)
+        X32 = np.asarray(X, dtype=np.float32)  # tree_.predict skips sklearn's per-call validation: 10x faster
+        per_tree = np.stack([t.tree_.predict(X32).ravel() for t in self._model.estimators_])
+        return self._trend._predict(X)[0] + per_tree.mean(axis=0), per_tree.std(axis=0)
 
 
 @PREDICTORS.register("mlp")

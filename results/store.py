@@ -14,6 +14,7 @@ Contract (the store is the single source of truth of a run):
 from __future__ import annotations
 
 import json
+import warnings
 import os
 import socket
 from collections.abc import Sequence
@@ -90,7 +91,9 @@ class ResultsStore:
         if "objectives" not in attrs:
             for key, value in wanted.items():
                 self.study.set_user_attr(key, value)
-            self.study.set_metric_names([o.name for o in self.objectives])
+            with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
+                warnings.simplefilter("ignore")
+                self.study.set_metric_names([o.name for o in self.objectives])
             return
         for key, value in wanted.items():
             if attrs.get(key) != value:

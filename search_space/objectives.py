@@ -47,10 +47,11 @@ class Objective:
         return f"{self.name}:{self.direction}"
 
 
-def parse_objectives(text: str | Iterable[str], known: Mapping[str, tuple[Direction, str]], where: str) -> tuple[Objective, ...]:
-    """Parse ``"accuracy:max,latency_ms:min"``; names must be in ``known`` (name -> direction, unit).
-
-    ``latency_ms@<profile>`` is accepted wherever ``latency_ms`` is known.
+def parse_objectives(text: str | Iterable[str], known: Mapping[str, tuple[Direction | None, str]],
+                     where: str) -> tuple[Objective, ...]:
+    """Parse ``"accuracy:max,latency_ms:min"``; names must be in ``known`` (name -> default direction, unit;
+    a default of ``None`` means the direction must be given). ``latency_ms@<profile>`` is accepted
+    wherever ``latency_ms`` is known.
     """
     items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
     if not items:
@@ -65,6 +66,8 @@ def parse_objectives(text: str | Iterable[str], known: Mapping[str, tuple[Direct
             )
         default_dir, unit = known[base]
         direction = direction or default_dir
+        if direction is None:
+            raise ConfigError(f"{where}: say whether to maximize or minimize {name!r}: {name}:max or {name}:min")
         if direction not in ("min", "max"):
             raise ConfigError(f"{where}: direction of {name!r} must be 'min' or 'max', got {direction!r}")
         objectives.append(Objective(name, direction, unit))  # type: ignore[arg-type]

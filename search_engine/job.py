@@ -1,0 +1,128 @@
+"""One search job from a resolved config: objectives, constraints, evaluator, strategy,
+runner and store wired together, run, and summarized. Usable as a library call."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from results.pareto import hypervolume, pareto_mask, to_min_form
+from results.store import ResultsStore
+from results.tables import write_tables
+from search_engine.evaluators import EVALUATORS, CompositeEvaluator
+from search_engine.loop import Budget, SearchOutcome, run_search
+from search_engine.runners import RUNNERS
+from search_engine.strategies import STRATEGIES, Strategy
+from search_space.config import ExperimentConfig, load_space
+from search_space.costs import arch_costs
+from search_space.errors import ConfigError
+from search_space.hybrid import HybridSpace
+from search_space.objectives import ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, Constraint, Objective, parse_objectives
+from search_space.tabular import TabularSpace
+
+log = logging.getLogger("hynas.search")
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """What a search needs, built from the config (see ``build_job``)."""
+
+    space: HybridSpace | TabularSpace
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
+    budget: Budget
+    batch_size: int
+    initial: int
+    reference: np.ndarray | None
+
+
+def objective_vocabulary(space) -> dict:
+    if isinstance(space, TabularSpace):
+        return {name: (None, "") for name in space.table.columns}
+    return HYBRID_OBJECTIVES
+
+
+def build_job(config: ExperimentConfig, space=None) -> SearchJob:
+    space = space or load_space(config.space, config.table)
+    where = f"{config.source}: search.objectives"
+    objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), where)
+    names = list(objective_vocabulary(space)) if isinstance(space, TabularSpace) else \
+        [o.name for o in objectives] + [n for n in ANALYTIC_OBJECTIVES if n not in {o.name for o in objectives}]
+    constraints = tuple(Constraint.parse(c, names, f"{config.source}: search.constraints")
+                        for c in config.search.constraints)
+    ref = config.search.reference
+    reference = None
+    if ref:
+        missing = [o.name for o in objectives if o.name not in ref]
+        if missing:
+            raise ConfigError(f"{config.source}: search.reference: give a value for every objective; missing {missing}")
+        reference = np.array([ref[o.name] * o.sign for o in objectives])
+    s = config.search
+    initial = s.initial or max(10, 2 * s.batch_size)
+    return SearchJob(space, objectives, constraints, Budget(s.budget, s.time_limit_s), s.batch_size,
+                     min(initial, s.budget), reference)
+
+
+def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:
+    space = job.space
+    exact, precheck = {}, None
+    if isinstance(space, HybridSpace):
+        def cost(name):
+            return lambda arch: arch_costs(space, arch).as_dict()[name]
+
+        exact = {o.name: cost(o.name) for o in job.objectives if o.name in ANALYTIC_OBJECTIVES}
+        analytic = [c for c in job.constraints if c.name in ANALYTIC_OBJECTIVES]
+        if analytic:
+            def precheck(arch) -> bool:
+                values = arch_costs(space, arch).as_dict()
+                return all(c.satisfied(values) for c in analytic)
+    options = {"initial": job.initial, "predictor": config.search.predictor} if config.search.strategy == "linas" else {}
+    return STRATEGIES.get(config.search.strategy)(space, job.objectives, job.constraints, seed=config.seed,
+                                                  precheck=precheck, exact=exact, **options)
+
+
+def make_evaluator(job: SearchJob):
+    space = job.space
+    if isinstance(space, TabularSpace):
+        return EVALUATORS.get("table")(space)
+    measured = [o.name for o in job.objectives if o.name not in ANALYTIC_OBJECTIVES]
+    if measured:
+        raise ConfigError(f"objectives {measured} need the supernet evaluators, which this version does not have yet; "
+                          f"analytic objectives available: {', '.join(ANALYTIC_OBJECTIVES)}")
+    return CompositeEvaluator([EVALUATORS.get("analytic")(space)])
+
+
+def true_front_hypervolume(job: SearchJob, reference: np.ndarray) -> float | None:
+    """Hypervolume of the exact front of a tabular space (every feasible row), else None."""
+    space = job.space
+    if not isinstance(space, TabularSpace):
+        return None
+    rows = [space.table.values(a) for a in space.table.archs]
+    rows = [r for r in rows if all(c.satisfied(r) for c in job.constraints)]
+    F = to_min_form(rows, job.objectives)
+    return hypervolume(F[pareto_mask(F)], reference)
+
+
+def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None, progress: bool = True,
+            space=None) -> tuple[SearchJob, SearchOutcome]:
+    """Run (or continue) the search of ``config``, recording into ``storage`` (default: the run folder's SQLite)."""
+    job = build_job(config, space)
+    url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    lower, upper = job.space.bounds()
+    store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)
+    strategy = make_strategy(job, config)
+    runner = RUNNERS.get(config.search.runner)(make_evaluator(job), workers=config.search.workers)
+    log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
+             config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),
+             job.budget.archs, url)
+    try:
+        outcome = run_search(job.space, job.objectives, job.constraints, strategy, runner, store, job.budget,
+                             job.batch_size, job.initial, job.reference,
+                             after_batch=lambda recs: write_tables(run_dir, recs, job.objectives, job.constraints),
+                             progress=progress)
+    finally:
+        runner.close()
+    write_tables(run_dir, outcome.records, job.objectives, job.constraints)
+    return job, outcome

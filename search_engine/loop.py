@@ -1,0 +1,123 @@
+"""The search loop: ask a batch, claim it in the store, measure it, record each result as it
+arrives, tell the strategy, log the hypervolume; until the budget is spent.
+
+The store is the source of truth: at start and after every batch the loop tells the
+strategy whatever the store holds that it has not seen (a resumed run's archs, or those of
+other drivers sharing the study), so a killed run continues where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from results.pareto import hypervolume, reference_from, to_min_form
+from results.store import Record, ResultsStore
+from results.tables import front_of
+from search_engine.runners.base import Runner
+from search_engine.strategies.base import Strategy
+from search_space.errors import HynasError
+from search_space.objectives import Constraint, Metrics, Objective
+from search_space.protocol import SearchSpace
+
+log = logging.getLogger("hynas.search")
+
+
+@dataclass(frozen=True)
+class Budget:
+    archs: int  # measured archs (failures do not count)
+    seconds: float | None = None  # wall-clock limit; checked between batches
+    max_consecutive_failures: int = 10
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    records: list[Record]
+    front: list[Record]
+    reference: np.ndarray | None
+    hypervolume: float
+    stopped_by: str  # "budget", "time", "space exhausted"
+    failures: int
+
+
+def _hv(records: Sequence[Record], objectives: Sequence[Objective], constraints: Sequence[Constraint],
+        reference: np.ndarray | None) -> float:
+    front = front_of(records, objectives, constraints)
+    if reference is None or not front:
+        return 0.0
+    return hypervolume(to_min_form([r.values for r in front], objectives), reference)
+
+
+def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints: Sequence[Constraint],
+               strategy: Strategy, runner: Runner, store: ResultsStore, budget: Budget, batch_size: int,
+               initial: int, reference: np.ndarray | None = None,
+               after_batch: Callable[[list[Record]], Any] | None = None, progress: bool = True) -> SearchOutcome:
+    """Run until ``budget`` archs are measured in ``store`` (shared with any other driver)."""
+    start = time.monotonic()
+    if released := store.release_stale():
+        log.info("%d archs were in flight when an earlier driver died; they will be measured again", released)
+    if reference is not None:
+        store.set_reference(np.asarray(reference, dtype=float))
+    told: set[int] = set()
+
+    def sync() -> list[Record]:
+        records = store.measured()
+        new = [r for r in records if r.number not in told]
+        if new:
+            strategy.tell([space.arch_from_str(r.arch) for r in new], [Metrics(r.values) for r in new])
+            told.update(r.number for r in new)
+        if store.reference() is None and len(records) >= initial:
+            store.set_reference(reference_from(to_min_form([r.values for r in records[:initial]], objectives)))
+        return records
+
+    records = sync()
+    if records:
+        log.info("resuming: %d archs already measured", len(records))
+    stopped_by, failures_in_row, failures = "budget", 0, 0
+    bar = tqdm(total=budget.archs, initial=min(len(records), budget.archs), desc="search", unit="arch",
+               disable=not progress, dynamic_ncols=True)
+    try:
+        while store.active_count() < budget.archs:
+            if budget.seconds is not None and time.monotonic() - start > budget.seconds:
+                stopped_by = "time"
+                break
+            archs = strategy.ask(min(batch_size, budget.archs - store.active_count()))
+            if not archs:
+                stopped_by = "space exhausted"
+                break
+            claims = {a: store.claim(space.describe(a), space.encode(a), budget.archs) for a in archs}
+            mine = [a for a in archs if claims[a] is not None]
+            results: dict[Any, Metrics | None] = {}
+            for arch, outcome in runner.submit(mine):
+                if isinstance(outcome, Metrics):
+                    store.complete(claims[arch], outcome)
+                    results[arch], failures_in_row = outcome, 0
+                    bar.update(1)
+                else:
+                    store.fail(claims[arch], f"{type(outcome).__name__}: {outcome}")
+                    results[arch] = None
+                    failures_in_row, failures = failures_in_row + 1, failures + 1
+                    if failures_in_row >= budget.max_consecutive_failures:
+                        raise HynasError(f"{failures_in_row} evaluations failed in a row; the last: "
+                                         f"{type(outcome).__name__}: {outcome}")
+            strategy.tell(mine, [results[a] for a in mine])
+            told.update(n for a, n in claims.items() if n is not None and results.get(a) is not None)
+            records = sync()
+            if store.reference() is not None:  # HV is defined once the reference is fixed
+                hv = _hv(records, objectives, constraints, store.reference())
+                store.log_hv(len(records), hv)
+                bar.set_postfix(hv=f"{hv:.4g}")
+                log.info("%d/%d measured, hypervolume %.6g", len(records), budget.archs, hv)
+            if after_batch is not None:
+                after_batch(records)
+    finally:
+        bar.close()
+    records = store.measured()
+    ref = store.reference()
+    return SearchOutcome(records, front_of(records, objectives, constraints), ref,
+                         _hv(records, objectives, constraints, ref), stopped_by, failures)

@@ -1,0 +1,36 @@
+"""The run folder: created fresh, continued with ``resume``, replaced with ``force``, never clobbered."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from search_space.errors import ConfigError
+
+LOG_FILE = "hynas.log"
+
+
+def prepare_run_folder(path: str | Path, resume: bool, force: bool) -> Path:
+    """Return the run folder, ready to write; an existing non-empty one needs ``resume`` or ``force``."""
+    path = Path(path)
+    if resume and force:
+        raise ConfigError("--resume and --force contradict each other; give one")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if force:
+            shutil.rmtree(path)
+        elif not resume:
+            raise ConfigError(f"{path}: run folder exists; continue it with --resume or replace it with --force")
+    elif resume:
+        raise ConfigError(f"{path}: no run to resume there; drop --resume to start one")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def attach_log_file(folder: Path) -> logging.Handler:
+    """Mirror the ``hynas`` log into ``<run folder>/hynas.log``; returns the handler to detach."""
+    handler = logging.FileHandler(folder / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("hynas").addHandler(handler)
+    return handler

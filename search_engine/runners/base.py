@@ -1,0 +1,19 @@
+"""The runner contract: ``submit(archs)`` yields ``(arch, Metrics | Exception)`` as each finishes.
+
+Order of completion may differ from submission (the Ray runner hands out archs as workers
+free up). A runner never raises for one arch's failure: it yields the exception.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from search_space.objectives import Metrics
+from search_space.registry import Registry
+
+RUNNERS: Registry = Registry("runner")
+
+
+class Runner(Protocol):
+    def submit(self, archs: Sequence[Any]) -> Iterator[tuple[Any, Metrics | Exception]]: ...
+    def close(self) -> None: ...

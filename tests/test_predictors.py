@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from predictors import PREDICTORS, kendall_tau, mape, spearman
+
+
+def _additive(n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 4, size=(n, 8)).astype(float)
+    weights = np.array([3.0, -2.0, 1.5, 1.0, 0.5, -0.5, 2.0, 0.0])
+    return X, X @ weights + rng.normal(0, 0.3, n)
+
+
+@pytest.mark.parametrize("name", PREDICTORS.names())
+def test_every_predictor_ranks_an_additive_objective(name):
+    X, y = _additive(150, 0)
+    Xt, yt = _additive(400, 1)
+    mean, std = PREDICTORS.get(name)(seed=0).fit(X, y).predict(Xt)
+    assert mean.shape == std.shape == (400,)
+    assert np.all(std >= 0)
+    assert kendall_tau(yt, mean) > 0.9
+
+
+@pytest.mark.parametrize("name", PREDICTORS.names())
+def test_refit_with_more_rows_and_constant_columns(name):
+    X, y = _additive(60, 2)
+    X[:, 7] = 1.0  # a constant column must not break any model
+    model = PREDICTORS.get(name)(seed=0).fit(X[:30], y[:30])
+    model.fit(X, y)
+    mean, _ = model.predict(X)
+    assert np.isfinite(mean).all()
+
+
+def test_auto_reports_its_choice_and_scores():
+    X, y = _additive(60, 3)
+    auto = PREDICTORS.get("auto")(seed=0).fit(X, y)
+    assert auto.chosen in auto.scores and max(auto.scores.values()) == auto.scores[auto.chosen]
+
+
+def test_ranking_metrics():
+    assert kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    assert mape([100, 200], [110, 180]) == pytest.approx(10.0)

@@ -1,0 +1,113 @@
+"""The results store and the search loop: claims, resume, shared budgets, files."""
+import csv
+import threading
+
+import numpy as np
+import pytest
+
+import search
+from results.store import ResultsStore
+from search_engine.evaluators import EVALUATORS
+from search_engine.loop import Budget, run_search
+from search_engine.runners import RUNNERS
+from search_engine.strategies import STRATEGIES
+from search_space import ConfigError, Metrics, Objective
+from tests.conftest import NB201_CSV
+
+OBJ = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
+
+
+def _store(nb201_space, url, name="s"):
+    lower, upper = nb201_space.bounds()
+    return ResultsStore(url, name, OBJ, nb201_space.name, len(upper), upper)
+
+
+def _run(nb201_space, store, seed, budget, strategy="random"):
+    runner = RUNNERS.get("local")(EVALUATORS.get("table")(nb201_space))
+    strat = STRATEGIES.get(strategy)(nb201_space, OBJ, seed=seed)
+    return run_search(nb201_space, OBJ, (), strat, runner, store, Budget(budget), batch_size=5, initial=10,
+                      progress=False)
+
+
+def test_claims_block_duplicates_and_the_budget(nb201_space, tmp_path):
+    store = _store(nb201_space, f"sqlite:///{tmp_path}/s.db")
+    arch = nb201_space.table.archs[0]
+    genes = nb201_space.encode(arch)
+    first = store.claim(arch.to_str(), genes, budget=2)
+    assert first is not None
+    assert store.claim(arch.to_str(), genes, budget=2) is None  # the same arch again
+    other = nb201_space.table.archs[1]
+    assert store.claim(other.to_str(), nb201_space.encode(other), budget=2) is not None
+    third = nb201_space.table.archs[2]
+    assert store.claim(third.to_str(), nb201_space.encode(third), budget=2) is None  # over budget
+    store.complete(first, Metrics(nb201_space.table.values(arch), 0.5, {"host": "h"}))
+    (record,) = store.measured()
+    assert record.arch == arch.to_str() and record.values["test_acc"] == nb201_space.table.values(arch)["test_acc"]
+    assert record.meta["host"] == "h" and store.active_count() == 2
+
+
+def test_store_rejects_a_study_with_other_objectives(nb201_space, tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    _store(nb201_space, url)
+    lower, upper = nb201_space.bounds()
+    with pytest.raises(ConfigError, match="objectives"):
+        ResultsStore(url, "s", (Objective("val_acc", "max"), Objective("latency_raspi4_ms", "min")),
+                     nb201_space.name, len(upper), upper)
+
+
+def test_two_drivers_share_one_budget_without_losing_or_duplicating(nb201_space, tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.db"
+    stores = [_store(nb201_space, url, "shared") for _ in range(2)]
+    threads = [threading.Thread(target=_run, args=(nb201_space, stores[i], i, 40)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    records = stores[0].measured()
+    assert len(records) == 40 and len({r.arch for r in records}) == 40
+
+
+def test_resume_keeps_the_first_k_and_ends_at_the_budget(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--strategy", "optuna-tpe", "--seed", "1", "--out", str(out), "-q",
+            "--set", "search.batch_size=5", "--set", "search.initial=10"]
+    assert search.main(base + ["--budget", "15"]) == 0
+    first = list(csv.DictReader((out / "measured.csv").open()))
+    assert len(first) == 15
+    assert search.main(base + ["--budget", "25"]) == 2  # exists: needs --resume or --force
+    assert "--resume" in capsys.readouterr().err
+    assert search.main(base + ["--budget", "25", "--resume"]) == 0
+    final = list(csv.DictReader((out / "measured.csv").open()))
+    assert len(final) == 25 and len({r["arch"] for r in final}) == 25
+    assert [r["arch"] for r in final[:15]] == [r["arch"] for r in first]
+    pareto = list(csv.DictReader((out / "pareto.csv").open()))
+    assert 0 < len(pareto) <= 25 and (out / "hynas.log").stat().st_size > 0
+
+
+def test_tabular_search_reports_the_ratio_to_the_true_front(tmp_path, capsys):
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_eyeriss_ms:min", "--strategy", "random", "--budget", "20", "--out",
+            str(tmp_path / "r"), "-q", "--set", "search.reference={test_acc: 80, latency_eyeriss_ms: 10.5269}"]
+    assert search.main(argv) == 0
+    out = capsys.readouterr().out
+    ratio = float(out.split(" of the table's true front")[0].rsplit("; ", 1)[1])
+    assert 0 < ratio < 1
+
+
+def test_constraint_keeps_the_front_feasible(tmp_path, capsys):
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "30", "--out",
+            str(tmp_path / "c"), "-q", "--constraint", "latency_raspi4_ms <= 10"]
+    assert search.main(argv) == 0
+    pareto = list(csv.DictReader((tmp_path / "c" / "pareto.csv").open()))
+    assert pareto and all(float(r["latency_raspi4_ms"]) <= 10 for r in pareto)
+
+
+def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
+    store = _store(nb201_space, f"sqlite:///{tmp_path}/h.db")
+    outcome = _run(nb201_space, store, 0, 20)
+    history = store.hv_history()
+    assert [n for n, _ in history] == [10, 15, 20]
+    assert all(b >= a for (_, a), (_, b) in zip(history, history[1:]))  # HV never falls
+    assert outcome.hypervolume == pytest.approx(history[-1][1]) and np.all(outcome.reference)

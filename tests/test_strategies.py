@@ -1,0 +1,82 @@
+"""One contract suite over every registered strategy, on the NB201 table and a hybrid space."""
+import numpy as np
+import pytest
+
+from search_engine.evaluators import EVALUATORS
+from search_engine.strategies import STRATEGIES
+from search_space import Constraint, Metrics, Objective, arch_costs, load_space
+
+TAB_OBJECTIVES = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
+FAST = {"linas": {"initial": 10, "inner_population": 40, "inner_generations": 8}}
+
+
+def _strategy(name, space, objectives, seed=0, **kwargs):
+    return STRATEGIES.get(name)(space, objectives, seed=seed, **FAST.get(name, {}), **kwargs)
+
+
+def _table_eval(space):
+    evaluator = EVALUATORS.get("table")(space)
+    return evaluator.evaluate
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_budget_respected_and_no_arch_measured_twice(name, nb201_space):
+    strategy = _strategy(name, nb201_space, TAB_OBJECTIVES)
+    measured = strategy.run(_table_eval(nb201_space), budget=35, batch_size=10)
+    archs = [a for a, _ in measured]
+    assert len(archs) == 35 and len(set(archs)) == 35
+    assert all(nb201_space.contains(a) for a in archs)
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_same_seed_same_sequence(name, nb201_space):
+    runs = [[a for a, _ in _strategy(name, nb201_space, TAB_OBJECTIVES, seed=3)
+             .run(_table_eval(nb201_space), budget=30, batch_size=10)] for _ in range(2)]
+    other = [a for a, _ in _strategy(name, nb201_space, TAB_OBJECTIVES, seed=4)
+             .run(_table_eval(nb201_space), budget=30, batch_size=10)]
+    assert runs[0] == runs[1]
+    assert other != runs[0]
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_precheck_constraints_are_never_violated(name, mnist_space):
+    objectives = (Objective("size_mb", "min"), Objective("bitops", "min"))
+    limit = Constraint("params", "<=", 20000)
+    precheck = lambda arch: limit.satisfied(arch_costs(mnist_space, arch).as_dict())  # noqa: E731
+    evaluator = EVALUATORS.get("analytic")(mnist_space)
+    exact = {o.name: (lambda n: lambda a: arch_costs(mnist_space, a).as_dict()[n])(o.name) for o in objectives}
+    strategy = _strategy(name, mnist_space, objectives, constraints=(limit,), precheck=precheck, exact=exact)
+    measured = strategy.run(evaluator.evaluate, budget=30, batch_size=10)
+    assert len(measured) == 30
+    assert all(v["params"] <= 20000 for _, v in measured)
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_failures_are_not_retried(name, nb201_space):
+    strategy = _strategy(name, nb201_space, TAB_OBJECTIVES)
+    evaluate = _table_eval(nb201_space)
+    first = strategy.ask(10)
+    strategy.tell(first, [None] * 10)
+    later = strategy.ask(10)
+    assert not set(first) & set(later) and len(later) == 10
+    strategy.tell(later, evaluate(later))
+
+
+def test_linas_beats_random_on_the_table(nb201_space):
+    """The predictor-guided search finds a better front than random search with the same budget."""
+    from results.pareto import hypervolume, to_min_form
+
+    def hv(name, seed):
+        strategy = STRATEGIES.get(name)(nb201_space, TAB_OBJECTIVES, seed=seed, **({"initial": 20} if name == "linas" else {}))
+        measured = strategy.run(_table_eval(nb201_space), budget=80, batch_size=10)
+        F = to_min_form([v for _, v in measured], TAB_OBJECTIVES)
+        return hypervolume(F, np.array([-80.0, 100.0]))
+
+    assert np.mean([hv("linas", s) for s in (0, 1)]) > np.mean([hv("random", s) for s in (0, 1)])
+
+
+def test_metrics_of_a_failed_arch_may_be_none(nb201_space):
+    strategy = _strategy("random", nb201_space, TAB_OBJECTIVES)
+    archs = strategy.ask(3)
+    strategy.tell(archs, [Metrics(nb201_space.table.values(archs[0])), None, None])
+    assert len(strategy.measured) == 1 and len(strategy.failed) == 2
