@@ -12,6 +12,13 @@ Each round after an initial random batch:
    (the "kriging believer"), so the batch spreads along the front instead of piling up
    where the predictor is most confident.
 
+The hypervolume of step 3 is taken in *quantile space*: each objective mapped through the
+empirical distribution of its measured values. That makes the choice invariant to the
+objectives' units and monotone transforms, and it weighs a gain by how many measured archs
+it overtakes: a percent of accuracy among the best archs counts for more than a percent
+among broken ones, so the few degenerate archs of a space (say, 10 % accuracy at near-zero
+latency) do not pull the search towards them.
+
 Measured archs are never proposed again; constraints on predicted values drop candidates
 predicted to violate them, and constraints on exact values are checked before proposing.
 """
@@ -26,12 +33,34 @@ from pymoo.optimize import minimize
 from pymoo.util.ref_dirs import get_reference_directions
 
 from predictors import PREDICTORS
-from results.pareto import hypervolume, nondominated_ranks, pareto_mask, reference_from
+from results.pareto import hypervolume, nondominated_ranks, pareto_mask
 from search_engine.strategies.base import STRATEGIES, Strategy
 from search_engine.strategies.genetic import integer_nsga2
 from search_space.errors import ConfigError
 
 log = logging.getLogger("hynas.linas")
+
+
+class QuantileScale:
+    """Per-column empirical CDF of measured values (min form), extended linearly beyond them so
+    that a candidate better than every measured arch maps below 0 and keeps its advantage."""
+
+    def __init__(self, F: np.ndarray) -> None:
+        self.sorted = np.sort(F, axis=0)
+        n = len(F)
+        self.p = (np.arange(n) + 0.5) / n
+
+    def __call__(self, F: np.ndarray) -> np.ndarray:
+        out = np.empty_like(F, dtype=float)
+        k = max(2, len(self.p) // 10)
+        for j in range(F.shape[1]):
+            y = self.sorted[:, j]
+            lo = (self.p[k - 1] - self.p[0]) / max(y[k - 1] - y[0], 1e-12)
+            hi = (self.p[-1] - self.p[-k]) / max(y[-1] - y[-k], 1e-12)
+            col = np.interp(F[:, j], y, self.p)
+            col = np.where(F[:, j] < y[0], self.p[0] + (F[:, j] - y[0]) * lo, col)
+            out[:, j] = np.where(F[:, j] > y[-1], self.p[-1] + (F[:, j] - y[-1]) * hi, col)
+        return out
 
 
 class _PredictedProblem(Problem):
@@ -98,9 +127,6 @@ class Linas(Strategy):
         if len(self.measured) < max(self.initial, 3):
             return self.fresh_random(n)
         archs = [a for a, _ in self.measured]
-        # The reference of the selection spans everything measured so far, so that no part of
-        # the front (say, the most accurate and slowest archs) lies outside the region it rewards.
-        self.reference = reference_from(np.stack([self.min_form(v) for _, v in self.measured]))
         X = self._feature_matrix(archs)
         for o in self.predicted:
             self._models[o.name].fit(X, np.array([v[o.name] for _, v in self.measured]))
@@ -156,9 +182,12 @@ class Linas(Strategy):
                 candidates, mean, std = [c for c, k in zip(candidates, ok) if k], mean[ok], std[ok]
         optimistic = mean - self.beta * std
         order = np.argsort(nondominated_ranks(optimistic), kind="stable")[: self.shortlist]
-        candidates, mean, optimistic = [candidates[i] for i in order], mean[order], optimistic[order]
-        measured_F = np.stack([self.min_form(v) for _, v in self.measured if self.violation(v) == 0]
-                              or [self.reference])
+        scale = QuantileScale(np.stack([self.min_form(v) for _, v in self.measured]))
+        candidates, mean, optimistic = [candidates[i] for i in order], scale(mean[order]), scale(optimistic[order])
+        # Every measured arch lies inside [0, 1] in quantile space; the margin lets the worst count.
+        self.reference = np.full(len(self.objectives), 1.1)
+        feasible = [self.min_form(v) for _, v in self.measured if self.violation(v) == 0]
+        measured_F = scale(np.stack(feasible)) if feasible else self.reference[None, :]
         front = measured_F[pareto_mask(measured_F)]
         base = hypervolume(front, self.reference)
         picked: list[int] = []
