@@ -92,9 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Optuna storage URL (default: sqlite:///<run folder>/study.db; postgresql://... for clusters)")
     search_p.set_defaults(handler=cmd_search)
 
+    train_p = _sub(subs, "train", "train the supernet once (sandwich rule, in-place distillation, fake quantization)",
+                   "hynas train --config configs/demo.yaml --set train.epochs=6")
+    train_p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the config's, cpu)")
+    train_p.set_defaults(handler=cmd_train)
+
     for name, text, example in (
-        ("train", "train the supernet once (sandwich rule, in-place distillation, fake quantization)",
-         "hynas train --config configs/demo.yaml"),
         ("profile", "measure every layer configuration of a space on this machine into a latency lookup table",
          "hynas profile --space mnist_hybrid --hardware cpu_ort --out lut.json"),
         ("run", "the whole pipeline: train, profile, search, validate, export, plot",
@@ -149,19 +152,15 @@ def _search_overrides(args: argparse.Namespace) -> list[str]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from search_engine.job import build_job, run_job, true_front_hypervolume
-    from search_engine.run_folder import attach_log_file, prepare_run_folder
-    from search_space.files import atomic_write_text
+    from search_engine.run_folder import open_run
 
     config = load_config(args.config, _search_overrides(args))
     job = build_job(config)  # validate everything before touching the run folder
-    run_dir = prepare_run_folder(args.out or Path("runs") / config.name, args.resume, args.force)
-    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
-    handler = attach_log_file(run_dir)
+    run_dir, handler = open_run(config, args.out, args.resume, args.force)
     try:
         job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, space=job.space)
     finally:
-        logging.getLogger("hynas").removeHandler(handler)
-        handler.close()
+        _close_log(handler)
     print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
           f"front of {len(outcome.front)}")
     for r in outcome.front[:15]:
@@ -173,6 +172,38 @@ def cmd_search(args: argparse.Namespace) -> int:
             line += f"; {outcome.hypervolume / true_hv:.4f} of the table's true front"
         print(line)
     print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / 'study.db'}")
+    return 0
+
+
+def _close_log(handler: logging.Handler) -> None:
+    logging.getLogger("hynas").removeHandler(handler)
+    handler.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from search_engine.run_folder import open_run
+    from search_space.hybrid import HybridSpace
+    from supernet.data import load_dataset
+    from supernet.train import train_supernet
+
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []) + \
+        ([f"device={args.device}"] if args.device else [])
+    config = load_config(args.config, overrides)
+    space = load_space(config.space)
+    if not isinstance(space, HybridSpace):
+        raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
+    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+    run_dir, handler = open_run(config, args.out, args.resume, args.force)
+    try:
+        log.info("training the supernet of %s on %s: %d train / %d validation images, %d epochs",
+                 space.name, data.name, len(data.train), len(data.val), config.train.epochs)
+        outcome = train_supernet(space, data, config.train, config.seed, run_dir / "supernet.pt",
+                                 resume=args.resume, device=config.device, progress=not args.quiet)
+    finally:
+        _close_log(handler)
+    last = outcome.history[-1]
+    print(f"supernet trained for {last['epoch']} epochs: validation accuracy largest {last['largest_val_acc']:.2f} %, "
+          f"smallest {last['smallest_val_acc']:.2f} %; checkpoint {outcome.checkpoint}")
     return 0
 
 

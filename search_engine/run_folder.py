@@ -5,7 +5,9 @@ import logging
 import shutil
 from pathlib import Path
 
+from search_space.config import ExperimentConfig
 from search_space.errors import ConfigError
+from search_space.files import atomic_write_text
 
 LOG_FILE = "hynas.log"
 
@@ -34,3 +36,11 @@ def attach_log_file(folder: Path) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("hynas").addHandler(handler)
     return handler
+
+
+def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool) -> tuple[Path, logging.Handler]:
+    """Prepare the run folder (default ``runs/<config name>``), write the resolved ``config.yaml``
+    and mirror the log into it. Call only after the input is validated."""
+    folder = prepare_run_folder(out or Path("runs") / config.name, resume, force)
+    atomic_write_text(folder / "config.yaml", config.to_yaml())
+    return folder, attach_log_file(folder)

@@ -62,7 +62,7 @@ class ActQuant(nn.Module):
                 seen.add_(1)
         return fake_quant_act(x, rng[0], rng[1], bits)
 
-    def reset(self) -> None:
+    def reset_statistics(self) -> None:
         for b in self.bit_choices:
             getattr(self, f"range_{b}").zero_()
             getattr(self, f"seen_{b}").zero_()

@@ -85,12 +85,13 @@ class _PredictedProblem(Problem):
 class Linas(Strategy):
     def __init__(self, *args, initial: int = 20, predictor: str = "auto", inner: str = "nsga2",
                  inner_population: int = 100, inner_generations: int = 40, beta: float = 1.0,
-                 shortlist: int = 300, **kwargs) -> None:
+                 explore: float = 0.2, shortlist: int = 300, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if inner not in ("nsga2", "nsga3"):
             raise ConfigError(f"linas inner search {inner!r} is not available; choose nsga2 or nsga3")
         PREDICTORS.get(predictor)  # fail early on an unknown name
         self.initial, self.inner, self.beta, self.shortlist = initial, inner, beta, shortlist
+        self.explore = explore
         self.inner_population, self.inner_generations = inner_population, inner_generations
         self.predicted = [o for o in self.objectives if o.name not in self.exact]
         self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed) for o in self.predicted}
@@ -191,14 +192,17 @@ class Linas(Strategy):
         front = measured_F[pareto_mask(measured_F)]
         base = hypervolume(front, self.reference)
         picked: list[int] = []
-        for _ in range(min(n, len(candidates))):
+        exploit = n - int(round(self.explore * n))
+        for k in range(min(n, len(candidates))):
+            # Most of the batch goes where the predicted means gain most; the rest explores with optimism.
+            values = mean if k < exploit else optimistic
             gains = np.full(len(candidates), -np.inf)
             for i in range(len(candidates)):
                 if i not in picked:
-                    gains[i] = hypervolume(np.vstack([front, optimistic[i]]), self.reference) - base
+                    gains[i] = hypervolume(np.vstack([front, values[i]]), self.reference) - base
             best = int(np.argmax(gains))
             if gains[best] <= 0:
-                best = self._most_distant(optimistic, front, picked)
+                best = self._most_distant(values, front, picked)
             picked.append(best)
             front = np.vstack([front, mean[best]])
             front = front[pareto_mask(front)]

@@ -1,0 +1,125 @@
+"""Training the supernet once: sandwich rule, in-place distillation, fake quantization.
+
+Every step trains the largest arch on the labels, then the smallest and ``random_archs``
+random archs (random bit-widths included) on the largest's soft predictions, accumulating
+gradients before one SGD step (BigNAS/Once-for-All). The learning rate follows a cosine
+schedule per step. All randomness derives from (seed, epoch): batch order and sampled archs
+of an epoch do not depend on what ran before, so a resumed run continues bit-exactly.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from search_space.config import TrainConfig
+from search_space.errors import CheckpointError
+from search_space.hybrid import HybridSpace
+from search_space.schema import to_plain
+from supernet.calibration import subnet_accuracy
+from supernet.checkpoint import load_checkpoint, save_checkpoint
+from supernet.data import Dataset
+from supernet.model import Supernet
+
+log = logging.getLogger("hynas.train")
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    supernet: Supernet
+    history: list[dict]  # per epoch: loss, largest and smallest validation accuracy, seconds
+    checkpoint: Path
+
+
+def make_optimizer(net: Supernet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)  # no weight decay on norms and biases
+    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, momentum=0.9, nesterov=True)
+
+
+def _lr(cfg: TrainConfig, step: int, total: int) -> float:
+    warmup = max(1, total // 50)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train_step(net: Supernet, space: HybridSpace, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
+               rng: np.random.Generator) -> float:
+    """One sandwich-rule step's forward and backward passes (gradients accumulate; no optimizer step)."""
+    logits = net(x, space.largest())
+    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    loss.backward()
+    soft = logits.detach().softmax(dim=1)
+    for arch in [space.smallest()] + [space.sample(rng) for _ in range(cfg.random_archs)]:
+        out = net(x, arch)
+        if cfg.distill:
+            student = F.kl_div(out.log_softmax(dim=1), soft, reduction="batchmean")
+        else:
+            student = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+        student.backward()
+    return float(loss.detach())
+
+
+def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: int, checkpoint: Path,
+                   resume: bool = False, device: str = "cpu", progress: bool = True,
+                   stop_after_epoch: int | None = None) -> TrainOutcome:
+    """Train (or continue training) the supernet of ``space``, checkpointing after every epoch."""
+    torch.manual_seed(seed)
+    net = Supernet(space).to(device)
+    optimizer = make_optimizer(net, cfg)
+    start_epoch, history = 0, []
+    if resume:
+        state = load_checkpoint(checkpoint, space)
+        if state.get("train") != to_plain(cfg) or state.get("seed") != seed:
+            raise CheckpointError(f"{checkpoint}: trained with other settings (train config or seed); "
+                                  "resume with the same ones or start over with --force")
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, history = state["epoch"], list(state["history"])
+        log.info("resuming supernet training after epoch %d of %d", start_epoch, cfg.epochs)
+    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    for epoch in range(start_epoch, cfg.epochs):
+        net.train()
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        rng = np.random.default_rng([seed, epoch])
+        losses = []
+        bar = tqdm(data.train.batches(cfg.batch_size, generator, augment=True), total=steps_per_epoch,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not progress, dynamic_ncols=True)
+        for i, (x, y) in enumerate(bar):
+            for group in optimizer.param_groups:
+                group["lr"] = _lr(cfg, epoch * steps_per_epoch + i, total)
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(train_step(net, space, cfg, x.to(device), y.to(device), rng))
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                  "largest_val_acc": subnet_accuracy(net, space.largest(), data.train, data.val, cfg.bn_batches),
+                  "smallest_val_acc": subnet_accuracy(net, space.smallest(), data.train, data.val, cfg.bn_batches)}
+        history.append(record)
+        log.info("epoch %d/%d: loss %.4f, largest %.2f %%, smallest %.2f %% (validation)", epoch + 1, cfg.epochs,
+                 record["loss"], record["largest_val_acc"], record["smallest_val_acc"])
+        save_checkpoint(checkpoint, {"space": to_plain(space), "model": net.state_dict(),
+                                     "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history,
+                                     "train": to_plain(cfg), "seed": seed})
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            break
+    return TrainOutcome(net, history, checkpoint)
+
+
+def load_supernet(space: HybridSpace, checkpoint: Path, device: str = "cpu") -> Supernet:
+    """A trained supernet from its checkpoint, in eval mode."""
+    state = load_checkpoint(checkpoint, space)
+    net = Supernet(space)
+    net.load_state_dict(state["model"])
+    return net.to(device).eval()

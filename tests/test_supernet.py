@@ -1,0 +1,138 @@
+"""The supernet: exact extraction, analytic costs that agree with torch, quantization, training and checkpoints."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from search_space import Arch, CheckpointError, arch_costs, load_space
+from search_space.arch import LayerArch, StageArch
+from search_space.config import DataConfig, TrainConfig
+from supernet import blocks, elastic
+from supernet.checkpoint import load_checkpoint
+from supernet.data import load_dataset
+from supernet.model import Supernet
+from supernet.train import train_supernet
+
+
+def _warmed(space, seed=0):
+    """A supernet whose activation ranges and BN statistics have seen a few batches."""
+    torch.manual_seed(seed)
+    net = Supernet(space)
+    rng = np.random.default_rng(seed)
+    x = torch.randn(8, space.input.channels, space.input.size, space.input.size)
+    net.train()
+    with torch.no_grad():
+        for arch in [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(6)]:
+            net(x, arch)
+    return net.eval(), x
+
+
+def _count_macs(model, x):
+    """MACs by forward hooks on conv and linear modules, plus the attention matmuls."""
+    macs = []
+
+    def conv_hook(m, inp, out):
+        macs.append(out.numel() // out.shape[0] * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1])
+
+    def linear_hook(m, inp, out):
+        macs.append(out.numel() // out.shape[0] * m.in_features)
+
+    def attn_hook(m, inp, out):
+        tokens = out.shape[2] * out.shape[3]
+        macs.append(2 * tokens * tokens * m.heads * m.head_dim)
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, torch.nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, blocks.StaticAttention):
+            handles.append(m.register_forward_hook(attn_hook))
+    with torch.no_grad():
+        model(x[:1])
+    for h in handles:
+        h.remove()
+    return sum(macs)
+
+
+def test_extracted_subnets_match_the_supernet_and_the_analytic_costs(hybrid_space):
+    net, x = _warmed(hybrid_space)
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        arch = hybrid_space.sample(rng)
+        sub = net.extract(arch).eval()
+        with torch.no_grad():
+            assert (net(x, arch) - sub(x)).abs().max().item() <= 1e-5
+        costs = arch_costs(hybrid_space, arch)
+        assert sum(p.numel() for p in sub.parameters()) == costs.params
+        assert _count_macs(sub, x) == costs.macs
+        assert not any(isinstance(m, (elastic.ElasticConv2d, elastic.ElasticLinear)) for m in sub.modules())
+
+
+def _with_bits(arch: Arch, bits: int) -> Arch:
+    return Arch(tuple(StageArch(s.width, tuple(replace(layer, wbits=bits, abits=max(bits, 8) if bits < 8 else bits)
+                                               for layer in s.layers)) for s in arch.stages))
+
+
+def test_lower_bit_widths_change_outputs_more_and_32_bits_is_exact(mnist_space, monkeypatch):
+    q = replace(mnist_space.quantization, weight_bits=(4, 8, 32), act_bits=(8, 32), stem_head_bits=32)
+    space = replace(mnist_space, quantization=q)
+    net, x = _warmed(space)
+    arch = space.largest()
+    with torch.no_grad():
+        out32 = net(x, arch)
+        out8 = net(x, _with_bits(arch, 8))
+        out4 = net(x, _with_bits(arch, 4))
+    assert (out4 - out32).abs().mean() > (out8 - out32).abs().mean() > 0
+    # 32 bits skips quantization entirely: identical to a forward with the quantizers removed
+    monkeypatch.setattr(elastic, "fake_quant_weight", lambda w, bits: w)
+    from supernet import quant
+    monkeypatch.setattr(quant, "fake_quant_act", lambda x, lo, hi, bits: x)
+    with torch.no_grad():
+        bare = net(x, arch)
+    assert torch.equal(out32, bare)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return load_dataset(DataConfig(limit=400), 1, 28, seed=0)
+
+
+TINY_TRAIN = TrainConfig(epochs=3, batch_size=32, lr=0.05, bn_batches=2)
+
+
+def test_training_lowers_the_loss_and_resume_is_bit_exact(mnist_space, tiny_data, tmp_path):
+    full = train_supernet(mnist_space, tiny_data, TINY_TRAIN, 0, tmp_path / "full.pt", progress=False)
+    losses = [h["loss"] for h in full.history]
+    assert losses[-1] < losses[0]
+    part = tmp_path / "part.pt"
+    train_supernet(mnist_space, tiny_data, TINY_TRAIN, 0, part, progress=False, stop_after_epoch=1)
+    assert load_checkpoint(part, mnist_space)["epoch"] == 1
+    resumed = train_supernet(mnist_space, tiny_data, TINY_TRAIN, 0, part, resume=True, progress=False)
+    assert resumed.history == full.history
+    a, b = full.supernet.state_dict(), resumed.supernet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_checkpoints_raise_checkpoint_error(mnist_space, tiny_data, tmp_path):
+    path = tmp_path / "ck.pt"
+    train_supernet(mnist_space, tiny_data, replace(TINY_TRAIN, epochs=1), 0, path, progress=False)
+    half = tmp_path / "half.pt"
+    half.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(half, mnist_space)
+    with pytest.raises(CheckpointError, match="another space|other choices"):
+        load_checkpoint(path, load_space("cifar_hybrid"))
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt", mnist_space)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(garbage, mnist_space)
+
+
+def test_layer_arch_helper_rejects_wrong_fields():
+    with pytest.raises(Exception):
+        LayerArch("conv", heads=2, mlp_ratio=2)
