@@ -12,8 +12,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The main job on the embedded MNIST digits: train the supernet, then search it (same run folder).
 demo: $(STAMP)
-	$(PY) search.py space info --config configs/demo.yaml
+	$(PY) search.py space info --config configs/demo.yaml --samples 0
+	$(PY) search.py train --config configs/demo.yaml --force
+	$(PY) search.py search --config configs/demo.yaml --resume
 
 test: $(STAMP)
 	$(PY) -m pytest -q

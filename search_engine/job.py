@@ -15,7 +15,7 @@ from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
 from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES, Strategy
-from search_space.config import ExperimentConfig, load_space
+from search_space.config import ExperimentConfig, load_hardware, load_space
 from search_space.costs import arch_costs
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
@@ -83,15 +83,36 @@ def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:
                                                   precheck=precheck, exact=exact, **options)
 
 
-def make_evaluator(job: SearchJob):
+def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path):
+    """The evaluators of the job's objectives: a table lookup, or accuracy, latency and analytic costs."""
     space = job.space
     if isinstance(space, TabularSpace):
         return EVALUATORS.get("table")(space)
-    measured = [o.name for o in job.objectives if o.name not in ANALYTIC_OBJECTIVES]
+    parts = []
+    wanted = {o.name for o in job.objectives} | {c.name for c in job.constraints}
+    measured = [n for n in wanted if n not in ANALYTIC_OBJECTIVES]
     if measured:
-        raise ConfigError(f"objectives {measured} need the supernet evaluators, which this version does not have yet; "
-                          f"analytic objectives available: {', '.join(ANALYTIC_OBJECTIVES)}")
-    return CompositeEvaluator([EVALUATORS.get("analytic")(space)])
+        from search_engine.evaluators import accuracy, latency  # noqa: F401 (torch: loaded only when needed)
+        from supernet.data import load_dataset
+        from supernet.train import load_supernet
+
+        checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt"
+        net = load_supernet(space, checkpoint, config.device)
+        if "accuracy" in wanted:
+            data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+            parts.append(EVALUATORS.get("accuracy")(net, data, config.train.bn_batches))
+        profiles = {p.name: p for p in (load_hardware(h) for h in config.hardware)}
+        for name in sorted(n for n in measured if n.startswith("latency_ms")):
+            _, _, profile = name.partition("@")
+            if not profile and len(profiles) != 1:
+                raise ConfigError(f"{config.source}: {len(profiles)} hardware profiles; name one: latency_ms@<profile>")
+            profile = profile or next(iter(profiles))
+            if profile not in profiles:
+                raise ConfigError(f"{config.source}: objective {name!r} names no hardware profile of the config "
+                                  f"(hardware: {', '.join(profiles)})")
+            parts.append(EVALUATORS.get("latency")(net, profiles[profile], name))
+    parts.append(EVALUATORS.get("analytic")(space))
+    return CompositeEvaluator(parts)
 
 
 def true_front_hypervolume(job: SearchJob, reference: np.ndarray) -> float | None:
@@ -113,7 +134,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     lower, upper = job.space.bounds()
     store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)
     strategy = make_strategy(job, config)
-    runner = RUNNERS.get(config.search.runner)(make_evaluator(job), workers=config.search.workers)
+    runner = RUNNERS.get(config.search.runner)(make_evaluator(job, config, run_dir), workers=config.search.workers)
     log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
              config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),
              job.budget.archs, url)

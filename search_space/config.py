@@ -66,6 +66,34 @@ def load_space(name: str, table: str | None = None) -> HybridSpace | TabularSpac
 
 
 @dataclass(frozen=True)
+class HardwareProfile:
+    """Where and how latency is measured (``configs/hardware/*.yaml``)."""
+
+    name: str
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    threads: int = 1  # the same on every worker, so that measurements stay comparable
+    batch_size: int = 1
+    warmup: int = 5
+    repeats: int = 30  # the median of these is the latency
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch_size", "repeats"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup: must be >= 0, got {self.warmup}")
+
+
+def load_hardware(name: str) -> HardwareProfile:
+    path = resolve_path(name, "hardware")
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+    return build(HardwareProfile, data, str(path))
+
+
+@dataclass(frozen=True)
 class DataConfig:
     dataset: Literal["mnist5k", "cifar10", "folder"] = "mnist5k"
     path: str | None = None  # cifar-10-batches-py folder, or a folder of class subfolders
@@ -129,7 +157,8 @@ class ExperimentConfig:
     name: str
     space: str = "mnist_hybrid"  # a space YAML path, a preset name, or a tabular space (nb201)
     table: str | None = None  # the benchmark CSV of a tabular space
-    hardware: tuple[str, ...] = ("cpu_ort",)  # hardware profiles (YAML path or preset name)
+    hardware: tuple[str, ...] = ("cpu_torch",)  # hardware profiles (YAML path or preset name)
+    checkpoint: str | None = None  # supernet checkpoint (default: <run folder>/supernet.pt)
     seed: int = 0
     device: str = "cpu"  # torch device of training and accuracy evaluation
     data: DataConfig = DataConfig()

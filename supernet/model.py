@@ -13,7 +13,7 @@ from search_space.arch import Arch
 from search_space.hybrid import HybridSpace
 from supernet.blocks import AttnBranch, ConvBranch
 from supernet.elastic import ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
-from supernet.quant import ActQuant
+from supernet.quant import ActQuant, FrozenActQuant
 
 
 def _bit_choices(space: HybridSpace) -> tuple[int, ...]:
@@ -64,9 +64,13 @@ class Supernet(nn.Module):
         x = x.mean(dim=(2, 3))  # (B, C_last)
         return self.head(self.q_head(x, bits), self.space.input.classes, bits)  # (B, classes)
 
-    def extract(self, arch: Arch) -> SubNet:
+    def extract(self, arch: Arch, simulate_activations: bool = True) -> SubNet:
         """A standalone model of ``arch``: copied weights (fake-quantized once), frozen activation
-        ranges and BatchNorm statistics as they are now (recalibrate first), no elastic parts."""
+        ranges and BatchNorm statistics as they are now (recalibrate first), no elastic parts.
+
+        ``simulate_activations=False`` leaves out the activation quantizers: the float graph a
+        runtime without integer kernels would execute (for timing in torch eager mode, where
+        fake quantization only adds work that no deployment does)."""
         self.space.validate(arch)
         bits = self.space.quantization.stem_head_bits
         stem = self.space.stem
@@ -82,6 +86,11 @@ class Supernet(nn.Module):
             stem_bn=self.stem_bn.static(stem.channels), layers=nn.Sequential(*layers),
             q_head=self.q_head.frozen(bits), head=self.head.static(c_in, self.space.input.classes, bits))
         subnet.arch_str = arch.to_str()
+        if not simulate_activations:
+            for name, module in list(subnet.named_modules()):
+                if isinstance(module, FrozenActQuant):
+                    parent, _, attr = name.rpartition(".")
+                    setattr(subnet.get_submodule(parent) if parent else subnet, attr, nn.Identity())
         return subnet.train(self.training)
 
 

@@ -1,0 +1,95 @@
+"""End to end on the hybrid space, in process: train a tiny supernet, search it, bad input."""
+import csv
+
+import pytest
+import yaml
+
+import search
+from search_engine.evaluators.latency import LatencyEvaluator
+from search_space import load_space
+from search_space.config import HardwareProfile
+from supernet.model import Supernet
+
+TINY = {
+    "name": "tiny", "space": "mnist_hybrid", "hardware": ["fast_torch"], "seed": 0,
+    "data": {"dataset": "mnist5k", "limit": 300},
+    "train": {"epochs": 1, "batch_size": 32, "lr": 0.05, "bn_batches": 2},
+    "search": {"objectives": ["accuracy:max", "latency_ms:min", "size_mb:min"], "budget": 8, "batch_size": 4,
+               "initial": 4, "strategy": "linas"},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    (folder / "fast_torch.yaml").write_text(yaml.safe_dump(
+        {"name": "fast_torch", "backend": "torch", "threads": 1, "warmup": 1, "repeats": 3}))
+    config = dict(TINY, hardware=[str(folder / "fast_torch.yaml")])
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(config))
+    run = folder / "run"
+    assert search.main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "-q"]) == 0
+    return folder, run
+
+
+def test_train_then_search_measures_every_objective(tiny_run, capsys):
+    folder, run = tiny_run
+    assert search.main(["search", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--resume", "-q"]) == 0
+    rows = list(csv.DictReader((run / "measured.csv").open()))
+    assert len(rows) == 8 and len({r["arch"] for r in rows}) == 8
+    for r in rows:
+        assert 0 <= float(r["accuracy"]) <= 100 and float(r["latency_ms"]) > 0 and float(r["size_mb"]) > 0
+        assert r["backend"] == "torch" and r["threads"] == "1"
+    assert "front of" in capsys.readouterr().out
+
+
+def test_larger_archs_are_slower(mnist_space):
+    net = Supernet(mnist_space).eval()
+    evaluator = LatencyEvaluator(net, HardwareProfile("t", threads=1, warmup=3, repeats=15))
+    (big, small) = evaluator.evaluate([mnist_space.largest(), mnist_space.smallest()])
+    assert big["latency_ms"] > 1.5 * small["latency_ms"]  # several times slower in practice; wide margin
+    assert big.meta["spread_ms"] >= 0 and big.meta["batch_size"] == 1
+
+
+def _bad(argv, capsys):
+    try:
+        code = search.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+@pytest.mark.parametrize("extra,named", [
+    (["--set", "data.dataset=cifar10", "--set", "data.path=/no/such/folder"], "/no/such/folder"),
+    (["--set", "data.limit=5"], "limit"),
+    (["--set", "train.epochs=-1"], "epochs"),
+    (["--config", "/no/such.yaml"], "not found"),
+    (["--set", "space=nb201"], "table"),
+])
+def test_train_bad_input_is_one_line_and_leaves_the_run_alone(tiny_run, capsys, extra, named):
+    folder, run = tiny_run
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    argv = ["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--force"] + extra
+    code, err = _bad(argv, capsys)
+    assert code == 2 and len(err) == 1 and named in err[0]
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_search_with_a_corrupt_checkpoint_is_one_line(tiny_run, tmp_path, capsys):
+    folder, _ = tiny_run
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "supernet.pt").write_bytes(b"\x00garbage")
+    code, err = _bad(["search", "--config", str(folder / "tiny.yaml"), "--out", str(broken), "--resume"], capsys)
+    assert code == 2 and len(err) == 1 and "supernet.pt" in err[0]
+
+
+def test_unknown_latency_profile_is_rejected(tiny_run, tmp_path, capsys):
+    folder, run = tiny_run
+    code, err = _bad(["search", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--resume",
+                      "--objectives", "accuracy:max,latency_ms@phone:min"], capsys)
+    assert code == 2 and "phone" in err[0]
+
+
+def test_space_presets_load():
+    assert load_space("mnist_hybrid").input.size == 28
