@@ -154,8 +154,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from search_engine.job import build_job, run_job, true_front_hypervolume
     from search_engine.run_folder import open_run
 
+    if args.address:
+        raise HynasError("--address joins a Ray cluster, and the ray runner is not delivered yet in this version")
     config = load_config(args.config, _search_overrides(args))
     job = build_job(config)  # validate everything before touching the run folder
+    if args.storage:
+        from results.store import open_storage
+
+        open_storage(args.storage)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     try:
         job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, space=job.space)

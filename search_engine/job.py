@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from predictors import PREDICTORS
 from results.pareto import hypervolume, pareto_mask, to_min_form
 from results.store import ResultsStore
 from results.tables import write_tables
@@ -52,6 +53,7 @@ def build_job(config: ExperimentConfig, space=None) -> SearchJob:
         [o.name for o in objectives] + [n for n in ANALYTIC_OBJECTIVES if n not in {o.name for o in objectives}]
     constraints = tuple(Constraint.parse(c, names, f"{config.source}: search.constraints")
                         for c in config.search.constraints)
+    _check_satisfiable(space, constraints, config.source)
     ref = config.search.reference
     reference = None
     if ref:
@@ -60,9 +62,29 @@ def build_job(config: ExperimentConfig, space=None) -> SearchJob:
             raise ConfigError(f"{config.source}: search.reference: give a value for every objective; missing {missing}")
         reference = np.array([ref[o.name] * o.sign for o in objectives])
     s = config.search
+    STRATEGIES.get(s.strategy), RUNNERS.get(s.runner), PREDICTORS.get(s.predictor)  # unknown names fail here
+    for profile in config.hardware:
+        load_hardware(profile)
     initial = s.initial or max(10, 2 * s.batch_size)
     return SearchJob(space, objectives, constraints, Budget(s.budget, s.time_limit_s), s.batch_size,
                      min(initial, s.budget), reference)
+
+
+def _check_satisfiable(space, constraints, source: str) -> None:
+    """Refuse a constraint no arch can meet, judged by the extremes of the space (hybrid, analytic
+    values: the smallest and largest archs bound every cost) or of the table's column."""
+    for c in constraints:
+        if isinstance(space, TabularSpace):
+            column = space.table.columns[c.name]
+            best = column.min() if c.op in ("<=", "<") else column.max()
+        elif c.name in ANALYTIC_OBJECTIVES:
+            extreme = space.smallest() if c.op in ("<=", "<") else space.largest()
+            best = arch_costs(space, extreme).as_dict()[c.name]
+        else:
+            continue
+        if not c.satisfied({c.name: float(best)}):
+            raise ConfigError(f"{source}: search.constraints: no arch can meet '{c}': the best value in the space "
+                              f"is {best:g}")
 
 
 def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:

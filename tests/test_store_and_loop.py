@@ -111,3 +111,33 @@ def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
     assert [n for n, _ in history] == [10, 15, 20]
     assert all(b >= a for (_, a), (_, b) in zip(history, history[1:]))  # HV never falls
     assert outcome.hypervolume == pytest.approx(history[-1][1]) and np.all(outcome.reference)
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--strategy", "simulated-annealing"], "strategy"),
+    (["--objectives", "test_acc:max,latncy_raspi4_ms:min"], "latncy_raspi4_ms"),
+    (["--objectives", "test_acc,latency_raspi4_ms:min"], "test_acc:max"),
+    (["--objectives", "test_acc:max"], "at least two"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:fastest"], "direction"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency_raspi4_ms <= 0.001"], "no arch"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency <= 5"], "latency"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency_raspi4_ms < = 5"], "parse"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--budget", "0"], "budget"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--runner", "ray"], "runner"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--storage", "nosuchdb://x"], "storage"),
+])
+def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, capsys, argv, named):
+    out = tmp_path / "run"
+    ok = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+          "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "5", "--out", str(out), "-q"]
+    assert search.main(ok) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    try:
+        code = search.main(["search", "--space", "nb201", "--table", str(NB201_CSV), "--out", str(out), "--force",
+                            "-q"] + argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and named in err[0], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
