@@ -195,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []) + \
         ([f"device={args.device}"] if args.device else [])
     config = load_config(args.config, overrides)
-    space = load_space(config.space)
+    space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from predictors import kendall_tau  # noqa: E402
-from search_space import load_config, load_space  # noqa: E402
+from search_space import load_config  # noqa: E402
 from supernet.calibration import accuracy, subnet_accuracy  # noqa: E402
-from supernet.data import load_dataset  # noqa: E402
 from supernet.model import Supernet  # noqa: E402
-from supernet.train import load_supernet, make_optimizer  # noqa: E402
+from supernet.train import make_optimizer  # noqa: E402
+from supernet.trained import load_trained  # noqa: E402
 
 
 def train_alone(space, arch, data, cfg, epochs: int, seed: int) -> float:
@@ -50,9 +50,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     config = load_config(Path(a.run) / "config.yaml")
-    space = load_space(config.space)
-    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
-    net = load_supernet(space, Path(a.run) / "supernet.pt")
+    trained = load_trained(config, Path(a.run) / "supernet.pt")
+    space, data, net = trained.space, trained.data, trained.supernet
     rng = np.random.default_rng(a.seed)
     archs = [space.sample(rng) for _ in range(a.archs)]
     start = time.perf_counter()

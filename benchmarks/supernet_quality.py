@@ -17,10 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search_space import Arch, StageArch, load_config, load_space  # noqa: E402
+from search_space import Arch, StageArch, load_config  # noqa: E402
 from supernet.calibration import subnet_accuracy  # noqa: E402
-from supernet.data import load_dataset  # noqa: E402
-from supernet.train import load_supernet  # noqa: E402
+from supernet.trained import load_trained  # noqa: E402
 
 
 def at_bits(arch: Arch, wbits: int, abits: int) -> Arch:
@@ -35,9 +34,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     config = load_config(Path(a.run) / "config.yaml")
-    space = load_space(config.space)
-    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
-    net = load_supernet(space, Path(a.run) / "supernet.pt")
+    trained = load_trained(config, Path(a.run) / "supernet.pt")
+    space, data, net = trained.space, trained.data, trained.supernet
     bn = config.train.bn_batches
 
     def acc(arch):

@@ -115,14 +115,12 @@ def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path):
     measured = [n for n in wanted if n not in ANALYTIC_OBJECTIVES]
     if measured:
         from search_engine.evaluators import accuracy, latency  # noqa: F401 (torch: loaded only when needed)
-        from supernet.data import load_dataset
-        from supernet.train import load_supernet
+        from supernet.trained import load_trained
 
-        checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt"
-        net = load_supernet(space, checkpoint, config.device)
+        trained = load_trained(config, Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt")
+        net = trained.supernet
         if "accuracy" in wanted:
-            data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
-            parts.append(EVALUATORS.get("accuracy")(net, data, config.train.bn_batches))
+            parts.append(EVALUATORS.get("accuracy")(net, trained.data, config.train.bn_batches))
         profiles = {p.name: p for p in (load_hardware(h) for h in config.hardware)}
         for name in sorted(n for n in measured if n.startswith("latency_ms")):
             _, _, profile = name.partition("@")

@@ -1,0 +1,28 @@
+"""A trained supernet with the space and data set it was trained on, from a config and checkpoint."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from search_space.config import ExperimentConfig, load_space
+from search_space.errors import ConfigError
+from search_space.hybrid import HybridSpace
+from supernet.data import Dataset, load_dataset
+from supernet.model import Supernet
+from supernet.train import load_supernet
+
+
+@dataclass(frozen=True)
+class Trained:
+    space: HybridSpace
+    data: Dataset
+    supernet: Supernet
+
+
+def load_trained(config: ExperimentConfig, checkpoint: Path) -> Trained:
+    space = load_space(config.space, config.table)
+    if not isinstance(space, HybridSpace):
+        raise ConfigError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
+    net = load_supernet(space, checkpoint, config.device)
+    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+    return Trained(space, data, net)
