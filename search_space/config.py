@@ -139,6 +139,7 @@ class SearchConfig:
     batch_size: int = 10
     initial: int = 0  # random archs measured first (0: two batches, at least 10)
     predictor: str = "auto"
+    inner: Literal["nsga2", "nsga3", "agemoea"] = "nsga2"  # linas: the search run on the predictors
     runner: str = "local"
     workers: int = 1
     reference: dict[str, float] = field(default_factory=dict)  # HV reference point per objective

@@ -141,3 +141,12 @@ def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and named in err[0], err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_wall_clock_budget_stops_between_batches(nb201_space, tmp_path):
+    store = _store(nb201_space, f"sqlite:///{tmp_path}/t.db")
+    runner = RUNNERS.get("local")(EVALUATORS.get("table")(nb201_space))
+    strat = STRATEGIES.get("random")(nb201_space, OBJ, seed=0)
+    outcome = run_search(nb201_space, OBJ, (), strat, runner, store, Budget(1000, seconds=1e-9), batch_size=5,
+                         initial=5, progress=False)
+    assert outcome.stopped_by == "time" and len(outcome.records) == 0

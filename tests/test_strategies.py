@@ -80,3 +80,18 @@ def test_metrics_of_a_failed_arch_may_be_none(nb201_space):
     archs = strategy.ask(3)
     strategy.tell(archs, [Metrics(nb201_space.table.values(archs[0])), None, None])
     assert len(strategy.measured) == 1 and len(strategy.failed) == 2
+
+
+@pytest.mark.parametrize("inner", ["nsga2", "nsga3"])
+def test_linas_inner_algorithms(inner, nb201_space):
+    strategy = STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, seed=0, initial=10, inner=inner,
+                                       inner_population=20, inner_generations=3)
+    measured = strategy.run(_table_eval(nb201_space), budget=20, batch_size=10)
+    assert len({a for a, _ in measured}) == 20
+
+
+def test_linas_rejects_an_unknown_inner_search(nb201_space):
+    from search_space import ConfigError
+
+    with pytest.raises(ConfigError, match="nsga2"):
+        STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, inner="cmaes")

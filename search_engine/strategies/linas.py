@@ -39,6 +39,7 @@ from search_engine.strategies.genetic import integer_nsga2
 from search_space.errors import ConfigError
 
 log = logging.getLogger("hynas.linas")
+INNER_ALGORITHMS = ("nsga2", "nsga3", "agemoea")
 
 
 class QuantileScale:
@@ -87,8 +88,8 @@ class Linas(Strategy):
                  inner_population: int = 100, inner_generations: int = 40, beta: float = 1.0,
                  explore: float = 0.2, shortlist: int = 300, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if inner not in ("nsga2", "nsga3"):
-            raise ConfigError(f"linas inner search {inner!r} is not available; choose nsga2 or nsga3")
+        if inner not in INNER_ALGORITHMS:
+            raise ConfigError(f"linas inner search {inner!r} is not available; choose one of {', '.join(INNER_ALGORITHMS)}")
         PREDICTORS.get(predictor)  # fail early on an unknown name
         self.initial, self.inner, self.beta, self.shortlist = initial, inner, beta, shortlist
         self.explore = explore
@@ -145,14 +146,22 @@ class Linas(Strategy):
         seeds = [self.space.encode(a) for a in front][: self.inner_population // 2]
         randoms = self.rng.integers(lower, upper + 1, size=(self.inner_population - len(seeds), len(upper)))
         start = np.vstack([np.array(seeds).reshape(-1, len(upper)), randoms]).astype(float)
-        if self.inner == "nsga3":
-            dirs = get_reference_directions("energy", len(self.objectives), self.inner_population, seed=self.seed)
-            algorithm = NSGA3(dirs, pop_size=self.inner_population, sampling=start)
-        else:
-            algorithm = integer_nsga2(self.inner_population, sampling=start)
+        algorithm = self._inner_algorithm(start)
         minimize(problem, algorithm, ("n_gen", self.inner_generations), seed=int(self.rng.integers(2**31)),
                  verbose=False)
         return [a for a in problem.visited if self.allowed(a)]
+
+    def _inner_algorithm(self, start: np.ndarray):
+        if self.inner == "nsga3":
+            dirs = get_reference_directions("energy", len(self.objectives), self.inner_population, seed=self.seed)
+            return NSGA3(dirs, pop_size=self.inner_population, sampling=start)
+        if self.inner == "agemoea":
+            try:  # pymoo's AGE-MOEA needs numba, an optional extra
+                from pymoo.algorithms.moo.age import AGEMOEA
+            except Exception:
+                raise ConfigError("linas inner search 'agemoea' needs numba: pip install 'hynas[agemoea]'") from None
+            return AGEMOEA(pop_size=self.inner_population, sampling=start)
+        return integer_nsga2(self.inner_population, sampling=start)
 
     def _front_neighbours(self) -> list:
         """Every arch one gene away from a measured arch on the first two fronts: local search
