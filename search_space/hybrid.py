@@ -247,6 +247,10 @@ class HybridSpace:
         return total
 
     # -- features for predictors ---------------------------------------------------
+    def encoding_size(self) -> int:
+        """Leading feature columns that encode the choices (the last 4, analytic costs, are derived)."""
+        return sum(2 + 8 * max(spec.depth) for spec in self.stages)
+
     def features(self, arch: Arch) -> np.ndarray:
         """A float vector: per stage depth and width, per layer slot its choices (0 when masked),
         then log analytic costs, which rank latency and size well on their own."""

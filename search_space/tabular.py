@@ -165,6 +165,10 @@ class TabularSpace:
     def size(self) -> int:
         return len(self.table.archs)
 
+    def encoding_size(self) -> int:
+        """Leading feature columns that are the plain one-hot encoding (the rest are derived)."""
+        return len(NB201_EDGES) * len(NB201_OPS)
+
     def features(self, arch: CellArch) -> np.ndarray:
         """One-hot ops per edge, the same for live edges only, the input-to-output paths that
         carry no 'none' (BANANAS-style path encoding), op counts on live edges, and connectivity."""

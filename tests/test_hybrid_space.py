@@ -106,3 +106,8 @@ def test_importing_search_space_does_not_import_torch():
     code = "import sys, search_space, search_space.summary; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_encoding_size_marks_where_derived_features_start(mnist_space):
+    f = mnist_space.features(mnist_space.largest())
+    assert mnist_space.encoding_size() == len(f) - 4

@@ -95,7 +95,8 @@ class Linas(Strategy):
         self.explore = explore
         self.inner_population, self.inner_generations = inner_population, inner_generations
         self.predicted = [o for o in self.objectives if o.name not in self.exact]
-        self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed) for o in self.predicted}
+        options = {"encoding_columns": self.space.encoding_size()} if predictor == "auto" else {}
+        self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed, **options) for o in self.predicted}
         self._features: dict = {}
         self.reference: np.ndarray | None = None
 
