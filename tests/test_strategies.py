@@ -67,7 +67,8 @@ def test_linas_beats_random_on_the_table(nb201_space):
     from results.pareto import hypervolume, to_min_form
 
     def hv(name, seed):
-        strategy = STRATEGIES.get(name)(nb201_space, TAB_OBJECTIVES, seed=seed, **({"initial": 20} if name == "linas" else {}))
+        options = {"initial": 20, "inner_population": 50, "inner_generations": 15} if name == "linas" else {}
+        strategy = STRATEGIES.get(name)(nb201_space, TAB_OBJECTIVES, seed=seed, **options)
         measured = strategy.run(_table_eval(nb201_space), budget=80, batch_size=10)
         F = to_min_form([v for _, v in measured], TAB_OBJECTIVES)
         return hypervolume(F, np.array([-80.0, 100.0]))

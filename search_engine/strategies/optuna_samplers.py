@@ -14,10 +14,6 @@ from search_engine.strategies.base import STRATEGIES, Strategy
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _constraints_of(trial) -> list[float]:
-    return trial.user_attrs.get("violations", [0.0])
-
-
 class OptunaStrategy(Strategy):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -36,7 +32,8 @@ class OptunaStrategy(Strategy):
         if values is None:
             self._study.tell(trial, state=TrialState.FAIL)
             return
-        trial.set_user_attr("violations", [c.violation(values) for c in self.constraints] or [0.0])
+        for c in self.constraints:  # Optuna 5: a trial is feasible when every constraint value is <= 0
+            trial.set_constraint(str(c), c.violation(values))
         self._study.tell(trial, [values[o.name] for o in self.objectives])
 
     def _propose(self, n: int) -> list:
@@ -71,12 +68,10 @@ class OptunaNSGA2(OptunaStrategy):
         super().__init__(*args, **kwargs)
 
     def _sampler(self):
-        return optuna.samplers.NSGAIISampler(population_size=self.population, seed=self.seed,
-                                             constraints_func=_constraints_of if self.constraints else None)
+        return optuna.samplers.NSGAIISampler(population_size=self.population, seed=self.seed)
 
 
 @STRATEGIES.register("optuna-tpe")
 class OptunaTPE(OptunaStrategy):
     def _sampler(self):
-        return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=10, multivariate=True, constant_liar=True,
-                                          constraints_func=_constraints_of if self.constraints else None)
+        return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=10, multivariate=True, constant_liar=True)
