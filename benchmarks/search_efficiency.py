@@ -78,11 +78,17 @@ def main() -> None:
         print(f"{name:<14}{shown:>22}{int((r[:, 0] <= a.budget).sum()):>12}/{a.seeds:<2}{np.median(r[:, 1]):>15.4f}"
               f"{100 * np.median(r[:, 2]):>16.1f}%{np.median(r[:, 3]):>11.1f}")
     if "linas" in medians:
-        for base in names:
-            if base != "linas":
-                print(f"archs to 0.99, {base} / linas: {medians[base] / medians['linas']:.2f}x"
-                      + (" (at least: the baseline's median did not reach 0.99)" if medians[base] > a.budget else ""))
-
+        scores = {n: float(np.median(np.array(rows[n])[:, 1])) for n in names}
+        shares = {n: float(np.median(np.array(rows[n])[:, 2])) for n in names}
+        for base in (n for n in names if n != "linas"):
+            if max(medians[base], medians["linas"]) <= a.budget:
+                archs = f"archs to 0.99 {medians[base] / medians['linas']:.2f}x fewer"
+            elif medians["linas"] <= a.budget:
+                archs = f"archs to 0.99 more than {(a.budget + 1) / medians['linas']:.2f}x fewer"
+            else:
+                archs = "linas did not reach 0.99 within the budget"
+            print(f"linas vs {base}: {archs}; score at budget {scores['linas'] / scores[base]:.3f}x, "
+                  f"front points {shares['linas'] / max(shares[base], 1e-9):.2f}x")
 
 if __name__ == "__main__":
     main()

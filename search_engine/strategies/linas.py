@@ -211,8 +211,8 @@ class Linas(Strategy):
                 if i not in picked:
                     gains[i] = hypervolume(np.vstack([front, values[i]]), self.reference) - base
             best = int(np.argmax(gains))
-            if gains[best] <= 0:
-                best = self._most_distant(values, front, picked)
+            if gains[best] <= 0:  # nothing is predicted to improve the front: take the closest to it
+                best = self._closest_to_front(values, front, picked)
             picked.append(best)
             front = np.vstack([front, mean[best]])
             front = front[pareto_mask(front)]
@@ -220,9 +220,10 @@ class Linas(Strategy):
         log.debug("linas picked %d of %d candidates", len(picked), len(candidates))
         return [candidates[i] for i in picked]
 
-    def _most_distant(self, points: np.ndarray, front: np.ndarray, picked: list[int]) -> int:
-        """When no candidate improves the front: the one farthest (in normalized units) from it."""
-        scale = np.maximum(np.ptp(np.vstack([points, front]), axis=0), 1e-12)
-        dist = np.min(np.linalg.norm((points[:, None, :] - front[None, :, :]) / scale, axis=2), axis=1)
-        dist[picked] = -np.inf
-        return int(np.argmax(dist))
+    @staticmethod
+    def _closest_to_front(points: np.ndarray, front: np.ndarray, picked: list[int]) -> int:
+        """The candidate that needs the smallest shift (additive epsilon, in quantile units) to
+        escape domination by the front: the one predicted closest to improving it."""
+        epsilon = np.max(np.min(points[:, None, :] - front[None, :, :], axis=2), axis=1)
+        epsilon[picked] = np.inf
+        return int(np.argmin(epsilon))
