@@ -24,3 +24,14 @@ def mnist_space():
 @pytest.fixture(scope="session")
 def nb201_space():
     return load_space("nb201", str(NB201_CSV))
+
+
+def run_cli(argv, capsys) -> tuple[int, list[str]]:
+    """Run the CLI in process; return its exit code (argparse's too) and its stderr lines."""
+    import search
+
+    try:
+        code = search.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err.strip().splitlines()

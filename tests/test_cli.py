@@ -2,7 +2,7 @@
 import pytest
 
 import search
-from tests.conftest import NB201_CSV
+from tests.conftest import NB201_CSV, run_cli
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -38,10 +38,6 @@ def test_space_info_tabular(capsys):
     ["frobnicate"],
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv):
-    try:
-        code = search.main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
+    code, err = run_cli(argv, capsys)
     assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error" in err[0]

@@ -9,6 +9,7 @@ from search_engine.evaluators.latency import LatencyEvaluator
 from search_space import load_space
 from search_space.config import HardwareProfile
 from supernet.model import Supernet
+from tests.conftest import run_cli
 
 TINY = {
     "name": "tiny", "space": "mnist_hybrid", "hardware": ["fast_torch"], "seed": 0,
@@ -50,15 +51,6 @@ def test_larger_archs_are_slower(mnist_space):
     assert big.meta["spread_ms"] >= 0 and big.meta["batch_size"] == 1
 
 
-def _bad(argv, capsys):
-    try:
-        code = search.main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err.strip().splitlines()
-    return code, err
-
-
 @pytest.mark.parametrize("extra,named", [
     (["--set", "data.dataset=cifar10", "--set", "data.path=/no/such/folder"], "/no/such/folder"),
     (["--set", "data.limit=5"], "limit"),
@@ -70,7 +62,7 @@ def test_train_bad_input_is_one_line_and_leaves_the_run_alone(tiny_run, capsys, 
     folder, run = tiny_run
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     argv = ["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--force"] + extra
-    code, err = _bad(argv, capsys)
+    code, err = run_cli(argv, capsys)
     assert code == 2 and len(err) == 1 and named in err[0]
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
@@ -80,13 +72,13 @@ def test_search_with_a_corrupt_checkpoint_is_one_line(tiny_run, tmp_path, capsys
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "supernet.pt").write_bytes(b"\x00garbage")
-    code, err = _bad(["search", "--config", str(folder / "tiny.yaml"), "--out", str(broken), "--resume"], capsys)
+    code, err = run_cli(["search", "--config", str(folder / "tiny.yaml"), "--out", str(broken), "--resume"], capsys)
     assert code == 2 and len(err) == 1 and "supernet.pt" in err[0]
 
 
 def test_unknown_latency_profile_is_rejected(tiny_run, tmp_path, capsys):
     folder, run = tiny_run
-    code, err = _bad(["search", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--resume",
+    code, err = run_cli(["search", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--resume",
                       "--objectives", "accuracy:max,latency_ms@phone:min"], capsys)
     assert code == 2 and "phone" in err[0]
 

@@ -12,7 +12,7 @@ from search_engine.loop import Budget, run_search
 from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES
 from search_space import ConfigError, Metrics, Objective
-from tests.conftest import NB201_CSV
+from tests.conftest import NB201_CSV, run_cli
 
 OBJ = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
 
@@ -133,12 +133,8 @@ def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, cap
     assert search.main(ok) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
-    try:
-        code = search.main(["search", "--space", "nb201", "--table", str(NB201_CSV), "--out", str(out), "--force",
-                            "-q"] + argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err.strip().splitlines()
+    code, err = run_cli(["search", "--space", "nb201", "--table", str(NB201_CSV), "--out", str(out), "--force",
+                         "-q"] + argv, capsys)
     assert code == 2 and len(err) == 1 and named in err[0], err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
