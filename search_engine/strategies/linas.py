@@ -130,8 +130,8 @@ class Linas(Strategy):
         if len(self.measured) < max(self.initial, 3):
             # A supernet space's largest and smallest archs anchor both ends of the front; random
             # samples almost never hit them.
-            anchors = [a for a in (getattr(self.space, "largest", None), getattr(self.space, "smallest", None)) if a]
-            first = [a() for a in anchors if a() not in self.seen and self.precheck(a())]
+            extremes = [f() for f in (getattr(self.space, "largest", None), getattr(self.space, "smallest", None)) if f]
+            first = [a for a in extremes if a not in self.seen and self.precheck(a)]
             return (first + self.fresh_random(n, exclude=set(first)))[:n]
         archs = [a for a, _ in self.measured]
         X = self._feature_matrix(archs)
