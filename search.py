@@ -164,7 +164,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         open_storage(args.storage)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     try:
-        job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, space=job.space)
+        job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
     finally:
         _close_log(handler)
     print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "

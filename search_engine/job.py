@@ -45,8 +45,8 @@ def objective_vocabulary(space) -> dict:
     return HYBRID_OBJECTIVES
 
 
-def build_job(config: ExperimentConfig, space=None) -> SearchJob:
-    space = space or load_space(config.space, config.table)
+def build_job(config: ExperimentConfig) -> SearchJob:
+    space = load_space(config.space, config.table)
     where = f"{config.source}: search.objectives"
     objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), where)
     names = list(objective_vocabulary(space)) if isinstance(space, TabularSpace) else \
@@ -148,9 +148,10 @@ def true_front_hypervolume(job: SearchJob, reference: np.ndarray) -> float | Non
 
 
 def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None, progress: bool = True,
-            space=None) -> tuple[SearchJob, SearchOutcome]:
-    """Run (or continue) the search of ``config``, recording into ``storage`` (default: the run folder's SQLite)."""
-    job = build_job(config, space)
+            job: SearchJob | None = None) -> tuple[SearchJob, SearchOutcome]:
+    """Run (or continue) the search of ``config``, recording into ``storage`` (default: the run folder's SQLite).
+    ``job``: the job already built (and so validated) from ``config``, if the caller has it."""
+    job = job or build_job(config)
     url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
     lower, upper = job.space.bounds()
     store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)
