@@ -97,9 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     train_p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the config's, cpu)")
     train_p.set_defaults(handler=cmd_train)
 
+    profile_p = _sub(subs, "profile", "measure every layer configuration of a space on this machine into a latency "
+                     "lookup table (profile a device once, search anywhere with `lut:` in a hardware profile)",
+                     "hynas profile --space mnist_hybrid --hardware cpu_ort --out luts/mnist_cpu_ort.json")
+    profile_p.add_argument("--space", help="space YAML or preset name (default: the config's space)")
+    profile_p.add_argument("--hardware", help="hardware profile YAML or preset name (default: the config's first)")
+    profile_p.add_argument("--fit-archs", type=_positive_int, default=16,
+                           help="whole subnets measured to fit the table's constant and scale (default: %(default)s)")
+    profile_p.set_defaults(handler=cmd_profile)
+
     for name, text, example in (
-        ("profile", "measure every layer configuration of a space on this machine into a latency lookup table",
-         "hynas profile --space mnist_hybrid --hardware cpu_ort --out lut.json"),
         ("run", "the whole pipeline: train, profile, search, validate, export, plot",
          "hynas run --config configs/demo.yaml"),
         ("finetune", "fine-tune one searched subnet on its own, quantization-aware",
@@ -213,6 +220,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from search_engine.profiling import profile_space
+    from search_space.config import load_hardware
+    from search_space.hybrid import HybridSpace
+    from search_engine.run_folder import prepare_output_file
+
+    config = load_config(args.config, list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []))
+    space = load_space(args.space or config.space)
+    if not isinstance(space, HybridSpace):
+        raise HynasError(f"space {space.name!r} is a table: its latencies are already in the table")
+    hardware = load_hardware(args.hardware or config.hardware[0])
+    out = Path(args.out or Path("runs") / "luts" / f"{space.name}@{hardware.name}.json")
+    prepare_output_file(out, args.resume, args.force)
+    table = profile_space(space, hardware, out, resume=args.resume, seed=config.seed, fit_archs=args.fit_archs,
+                          progress=not args.quiet)
+    print(f"latency table {out}: {len(table.layers)} layer configurations of {space.name} on "
+          f"{table.machine['host']} ({hardware.backend}, {hardware.threads} thread(s)); fit on {int(table.fit['archs'])} "
+          f"subnets: latency = {table.constant_ms:.4f} ms + {table.scale:.3f} x sum of layers, median error "
+          f"{100 * table.fit['median_abs_error']:.1f} %")
+    print(f"search with it: add `lut: {out.resolve()}` to a hardware profile YAML")
+    return 0
+
+
 def cmd_space_info(args: argparse.Namespace) -> int:
     from search_space.summary import space_summary
 
@@ -226,6 +256,18 @@ def cmd_space_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (it may be replaced after setup, e.g. by pytest)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     """Console output at the level the flags ask; the ``hynas`` logger itself stays at INFO (or DEBUG
     with -v) so that a run folder's ``hynas.log`` is complete whatever the console shows."""
@@ -236,7 +278,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     logger.propagate = False
     for old in [h for h in logger.handlers if getattr(h, "_hynas_console", False)]:
         logger.removeHandler(old)
-    console = logging.StreamHandler()
+    console = _StderrHandler()
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     console._hynas_console = True  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from predictors import PREDICTORS
+from predictors.lut import LatencyTable
 from results.pareto import hypervolume, pareto_mask, to_min_form
 from results.store import ResultsStore
 from results.tables import write_tables
@@ -63,8 +64,10 @@ def build_job(config: ExperimentConfig) -> SearchJob:
         reference = np.array([ref[o.name] * o.sign for o in objectives])
     s = config.search
     STRATEGIES.get(s.strategy), RUNNERS.get(s.runner), PREDICTORS.get(s.predictor)  # unknown names fail here
-    for profile in config.hardware:
-        load_hardware(profile)
+    for name in config.hardware:
+        profile = load_hardware(name)
+        if profile.lut is not None and isinstance(space, HybridSpace):
+            LatencyTable.load(Path(profile.lut), space)
     initial = s.initial or max(10, 2 * s.batch_size)
     return SearchJob(space, objectives, constraints, Budget(s.budget, s.time_limit_s), s.batch_size,
                      min(initial, s.budget), reference)
@@ -111,29 +114,40 @@ def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path):
     space = job.space
     if isinstance(space, TabularSpace):
         return EVALUATORS.get("table")(space)
-    parts = []
     wanted = {o.name for o in job.objectives} | {c.name for c in job.constraints}
-    measured = [n for n in wanted if n not in ANALYTIC_OBJECTIVES]
-    if measured:
-        from search_engine.evaluators import accuracy, latency  # noqa: F401 (torch: loaded only when needed)
+    profiles = {p.name: p for p in (load_hardware(h) for h in config.hardware)}
+    latency = {name: _profile_of(name, profiles, config.source) for name in sorted(wanted)
+               if name.startswith("latency_ms")}
+    needs_supernet = "accuracy" in wanted or any(p.lut is None for p in latency.values())
+    trained = None
+    if needs_supernet:
+        from search_engine.evaluators import accuracy, latency as _  # noqa: F401 (torch: loaded only when needed)
         from supernet.trained import load_trained
 
         trained = load_trained(config, Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt")
-        net = trained.supernet
-        if "accuracy" in wanted:
-            parts.append(EVALUATORS.get("accuracy")(net, trained.data, config.train.bn_batches))
-        profiles = {p.name: p for p in (load_hardware(h) for h in config.hardware)}
-        for name in sorted(n for n in measured if n.startswith("latency_ms")):
-            _, _, profile = name.partition("@")
-            if not profile and len(profiles) != 1:
-                raise ConfigError(f"{config.source}: {len(profiles)} hardware profiles; name one: latency_ms@<profile>")
-            profile = profile or next(iter(profiles))
-            if profile not in profiles:
-                raise ConfigError(f"{config.source}: objective {name!r} names no hardware profile of the config "
-                                  f"(hardware: {', '.join(profiles)})")
-            parts.append(EVALUATORS.get("latency")(net, profiles[profile], name))
+    parts = []
+    if "accuracy" in wanted:
+        parts.append(EVALUATORS.get("accuracy")(trained.supernet, trained.data, config.train.bn_batches))
+    for name, profile in latency.items():
+        if profile.lut is not None:
+            parts.append(EVALUATORS.get("latency-lut")(space, profile, name))
+        else:
+            parts.append(EVALUATORS.get("latency")(trained.supernet, profile, trained.data.train,
+                                                   config.train.bn_batches, name))
     parts.append(EVALUATORS.get("analytic")(space))
     return CompositeEvaluator(parts)
+
+
+def _profile_of(objective: str, profiles: dict, source: str):
+    """The hardware profile of ``latency_ms`` or ``latency_ms@<profile>``."""
+    _, _, name = objective.partition("@")
+    if not name and len(profiles) != 1:
+        raise ConfigError(f"{source}: {len(profiles)} hardware profiles; name one: latency_ms@<profile>")
+    name = name or next(iter(profiles))
+    if name not in profiles:
+        raise ConfigError(f"{source}: objective {objective!r} names no hardware profile of the config "
+                          f"(hardware: {', '.join(profiles)})")
+    return profiles[name]
 
 
 def true_front_hypervolume(job: SearchJob, reference: np.ndarray) -> float | None:

@@ -30,6 +30,22 @@ def prepare_run_folder(path: str | Path, resume: bool, force: bool) -> Path:
     return path
 
 
+def prepare_output_file(path: Path, resume: bool, force: bool) -> None:
+    """The same rule for a single output file (a latency table): continue or replace, never clobber."""
+    if resume and force:
+        raise ConfigError("--resume and --force contradict each other; give one")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: exists and is not a file")
+    if path.exists():
+        if force:
+            path.unlink()
+        elif not resume:
+            raise ConfigError(f"{path}: exists; continue it with --resume or replace it with --force")
+    elif resume:
+        raise ConfigError(f"{path}: nothing to resume there; drop --resume to start")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
 def attach_log_file(folder: Path) -> logging.Handler:
     """Mirror the ``hynas`` log into ``<run folder>/hynas.log``; returns the handler to detach."""
     handler = logging.FileHandler(folder / LOG_FILE)

@@ -70,19 +70,30 @@ class HardwareProfile:
     """Where and how latency is measured (``configs/hardware/*.yaml``)."""
 
     name: str
-    backend: Literal["torch", "onnxruntime"] = "torch"
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     threads: int = 1  # the same on every worker, so that measurements stay comparable
     batch_size: int = 1
     warmup: int = 5
-    repeats: int = 30  # the median of these is the latency
+    repeats: int = 30  # timed runs, in 3 blocks: the lowest block median is the latency
+    sessions: int = 3  # onnxruntime: sessions the model is loaded into; the fastest counts
     device: str = "cpu"
+    int8: bool = True  # onnxruntime: run layers whose bit-widths are all <= 8 as int8
+    calibration_images: int = 64  # onnxruntime int8: images that set the activation ranges
+    lut: str | None = None  # a latency lookup table (``hynas profile``): predict instead of measuring
+    node: str | None = None  # Ray: measure only on the node with this IP address (one device, one clock)
 
     def __post_init__(self) -> None:
-        for name in ("threads", "batch_size", "repeats"):
+        for name in ("threads", "batch_size", "repeats", "sessions"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.warmup < 0:
             raise ConfigError(f"warmup: must be >= 0, got {self.warmup}")
+        if self.calibration_images <= 0:
+            raise ConfigError(f"calibration_images: must be positive, got {self.calibration_images}")
+
+    def runs_int8(self, weight_bits: int, act_bits: int) -> bool:
+        """Whether a layer at these bit-widths executes in int8 on this profile's backend."""
+        return self.backend == "onnxruntime" and self.int8 and weight_bits <= 8 and act_bits <= 8
 
 
 def load_hardware(name: str) -> HardwareProfile:
@@ -90,6 +101,8 @@ def load_hardware(name: str) -> HardwareProfile:
     data = read_yaml(path)
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
+        if data.get("lut"):  # relative to the profile's own folder, so profile and table travel together
+            data["lut"] = str((path.parent / str(data["lut"])).resolve())
     return build(HardwareProfile, data, str(path))
 
 
@@ -158,7 +171,7 @@ class ExperimentConfig:
     name: str
     space: str = "mnist_hybrid"  # a space YAML path, a preset name, or a tabular space (nb201)
     table: str | None = None  # the benchmark CSV of a tabular space
-    hardware: tuple[str, ...] = ("cpu_torch",)  # hardware profiles (YAML path or preset name)
+    hardware: tuple[str, ...] = ("cpu_ort",)  # hardware profiles (YAML path or preset name)
     checkpoint: str | None = None  # supernet checkpoint (default: <run folder>/supernet.pt)
     seed: int = 0
     device: str = "cpu"  # torch device of training and accuracy evaluation

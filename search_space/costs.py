@@ -16,10 +16,11 @@ The stem and the classifier run at ``quantization.stem_head_bits``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import product
 
 from search_space.arch import Arch, LayerArch
-from search_space.hybrid import HybridSpace
+from search_space.hybrid import HybridSpace, StageSpec
 
 
 def conv_out(size: int, stride: int) -> int:
@@ -44,6 +45,12 @@ class LayerConfig:
 
     def key(self) -> str:
         return f"{self.layer.to_str()}_i{self.c_in}_o{self.c_out}_s{self.stride}_r{self.size_in}_d{self.head_dim}"
+
+    def latency_key(self, int8: bool) -> str:
+        """The key of a latency lookup table: bit-widths matter to latency only as the precision the
+        layer executes in (int8 or float), so they are replaced by w8a8 or w32a32."""
+        bits = 8 if int8 else 32
+        return replace(self, layer=replace(self.layer, wbits=bits, abits=bits)).key()
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,37 @@ def layer_configs(space: HybridSpace, arch: Arch) -> Iterator[LayerConfig]:
             cfg = LayerConfig(layer, c_in, stage.width, stride, size, spec.head_dim)
             yield cfg
             c_in, size = stage.width, cfg.size_out
+
+
+def stage_layer_choices(spec: StageSpec, weight_bits, act_bits) -> list[LayerArch]:
+    """Every layer a stage of this spec can hold."""
+    out = []
+    for block, wb, ab in product(spec.blocks, weight_bits, act_bits):
+        if block == "conv":
+            out += [LayerArch("conv", kernel=k, expand=e, wbits=wb, abits=ab) for k, e in product(spec.kernel, spec.expand)]
+        else:
+            out += [LayerArch("attn", heads=h, mlp_ratio=m, wbits=wb, abits=ab)
+                    for h, m in product(spec.heads, spec.mlp_ratio)]
+    return out
+
+
+def space_layer_configs(space: HybridSpace) -> list[LayerConfig]:
+    """Every distinct layer configuration (layer choice and input shape) any arch of ``space`` contains."""
+    configs: dict[str, LayerConfig] = {}
+    c_ins = (space.stem.channels,)
+    size = conv_out(space.input.size, space.stem.stride)
+    q = space.quantization
+    for spec in space.stages:
+        layers = stage_layer_choices(spec, q.weight_bits, q.act_bits)
+        first = [LayerConfig(layer, c_in, width, spec.stride, size, spec.head_dim)
+                 for layer, c_in, width in product(layers, c_ins, spec.width)]
+        size = conv_out(size, spec.stride)
+        later = [LayerConfig(layer, width, width, 1, size, spec.head_dim)
+                 for layer, width in product(layers, spec.width)] if max(spec.depth) > 1 else []
+        for cfg in first + later:
+            configs.setdefault(cfg.key(), cfg)
+        c_ins = spec.width
+    return list(configs.values())
 
 
 def _conv_tally(cfg: LayerConfig) -> _Tally:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_space.arch import LayerArch
+from search_space.costs import LayerConfig
 from supernet.elastic import ElasticBatchNorm2d, ElasticConv2d, ElasticLayerNorm, ElasticLinear
 from supernet.quant import ActQuant
 
@@ -151,3 +152,15 @@ class StaticAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return attention(x, self)
+
+
+def standalone_layer(cfg: LayerConfig) -> nn.Module:
+    """One layer of this configuration as a static block with fresh weights: what ``hynas profile``
+    times. Latency does not depend on the weights' values, only on the shapes and precision."""
+    layer, bits = cfg.layer, (cfg.layer.abits,)
+    if layer.block == "conv":
+        branch = ConvBranch(cfg.c_in, cfg.c_out, layer.expand, layer.kernel, cfg.stride, bits)
+    else:
+        branch = AttnBranch(cfg.c_in, cfg.c_out, layer.heads, cfg.head_dim, layer.mlp_ratio, cfg.stride,
+                            cfg.c_in != cfg.c_out, bits)
+    return branch.static(layer, cfg.c_in, cfg.c_out).eval()

@@ -13,7 +13,7 @@ from search_space.arch import Arch
 from search_space.hybrid import HybridSpace
 from supernet.blocks import AttnBranch, ConvBranch
 from supernet.elastic import ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
-from supernet.quant import ActQuant, FrozenActQuant
+from supernet.quant import FULL_PRECISION, ActQuant, FrozenActQuant
 
 
 def _bit_choices(space: HybridSpace) -> tuple[int, ...]:
@@ -94,6 +94,13 @@ class Supernet(nn.Module):
         return subnet.train(self.training)
 
 
+# The activation quantizer in front of each weighted op, by the op's attribute name (blocks.mbconv and
+# blocks.attention quantize exactly the inputs of their weighted ops).
+INPUT_QUANTIZERS = {"stem": "q_stem", "head": "q_head", "expand": "q_in", "dw": "q_mid", "project": "q_proj",
+                    "reduce": "q_reduce", "pos": "q_pos", "qkv": "q_qkv", "proj": "q_proj", "fc1": "q_fc1",
+                    "fc2": "q_fc2"}
+
+
 class SubNet(nn.Module):
     """An extracted subnet: plain torch modules, ready for torch.export and ONNX."""
 
@@ -103,6 +110,18 @@ class SubNet(nn.Module):
         super().__init__()
         for name, module in modules.items():
             setattr(self, name, module)
+
+    def activation_ranges(self) -> dict[str, tuple[float, float]]:
+        """Weighted op's module path -> the (min, max) its input is quantized over, for every op whose
+        input is quantized (a subnet extracted with ``simulate_activations=True``)."""
+        out = {}
+        for name, _ in self.named_modules():
+            parent, _, leaf = name.rpartition(".")
+            quantizer = getattr(self.get_submodule(parent) if parent else self, INPUT_QUANTIZERS.get(leaf, ""), None)
+            if isinstance(quantizer, FrozenActQuant) and quantizer.bits < FULL_PRECISION:
+                lo, hi = quantizer.range.tolist()
+                out[name] = (min(lo, 0.0), max(hi, 0.0))  # 0 is always representable (see fake_quant_act)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.stem_bn(self.stem(self.q_stem(x))))

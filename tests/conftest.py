@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from search_space.config import load_space
 
@@ -35,3 +36,31 @@ def run_cli(argv, capsys) -> tuple[int, list[str]]:
     except SystemExit as exit_:
         code = exit_.code
     return code, capsys.readouterr().err.strip().splitlines()
+
+
+TINY = {
+    "name": "tiny", "space": "mnist_hybrid", "hardware": ["fast_torch"], "seed": 0,
+    "data": {"dataset": "mnist5k", "limit": 1000},
+    "train": {"epochs": 3, "batch_size": 32, "lr": 0.05, "bn_batches": 2},
+    "search": {"objectives": ["accuracy:max", "latency_ms:min", "size_mb:min"], "budget": 8, "batch_size": 4,
+               "initial": 4, "strategy": "linas"},
+}
+FAST_TORCH = {"name": "fast_torch", "backend": "torch", "threads": 1, "warmup": 1, "repeats": 3}
+FAST_ORT = {"name": "fast_ort", "backend": "onnxruntime", "threads": 1, "warmup": 1, "repeats": 6, "sessions": 1,
+            "calibration_images": 32}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A supernet trained for 3 epochs on 800 digits (shared by the tests that need trained weights),
+    with fast hardware profiles beside its config. Returns (folder, run folder)."""
+    import search
+
+    folder = tmp_path_factory.mktemp("tiny")
+    for profile in (FAST_TORCH, FAST_ORT):
+        (folder / f"{profile['name']}.yaml").write_text(yaml.safe_dump(profile))
+    config = dict(TINY, hardware=[str(folder / "fast_torch.yaml")])
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(config))
+    run = folder / "run"
+    assert search.main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "-q"]) == 0
+    return folder, run

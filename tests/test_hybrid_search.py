@@ -2,7 +2,6 @@
 import csv
 
 import pytest
-import yaml
 
 import search
 from search_engine.evaluators.latency import LatencyEvaluator
@@ -10,27 +9,6 @@ from search_space import load_space
 from search_space.config import HardwareProfile
 from supernet.model import Supernet
 from tests.conftest import run_cli
-
-TINY = {
-    "name": "tiny", "space": "mnist_hybrid", "hardware": ["fast_torch"], "seed": 0,
-    "data": {"dataset": "mnist5k", "limit": 300},
-    "train": {"epochs": 1, "batch_size": 32, "lr": 0.05, "bn_batches": 2},
-    "search": {"objectives": ["accuracy:max", "latency_ms:min", "size_mb:min"], "budget": 8, "batch_size": 4,
-               "initial": 4, "strategy": "linas"},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    (folder / "fast_torch.yaml").write_text(yaml.safe_dump(
-        {"name": "fast_torch", "backend": "torch", "threads": 1, "warmup": 1, "repeats": 3}))
-    config = dict(TINY, hardware=[str(folder / "fast_torch.yaml")])
-    (folder / "tiny.yaml").write_text(yaml.safe_dump(config))
-    run = folder / "run"
-    assert search.main(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "-q"]) == 0
-    return folder, run
-
 
 def test_train_then_search_measures_every_objective(tiny_run, capsys):
     folder, run = tiny_run
@@ -45,7 +23,8 @@ def test_train_then_search_measures_every_objective(tiny_run, capsys):
 
 def test_larger_archs_are_slower(mnist_space):
     net = Supernet(mnist_space).eval()
-    evaluator = LatencyEvaluator(net, HardwareProfile("t", threads=1, warmup=3, repeats=15))
+    evaluator = LatencyEvaluator(net, HardwareProfile("t", backend="torch", threads=1, warmup=3, repeats=15),
+                                 None, 0)
     (big, small) = evaluator.evaluate([mnist_space.largest(), mnist_space.smallest()])
     assert big["latency_ms"] > 1.5 * small["latency_ms"]  # several times slower in practice; wide margin
     assert big.meta["spread_ms"] >= 0 and big.meta["batch_size"] == 1

@@ -1,0 +1,75 @@
+"""Latency lookup table vs measured latency, on random subnets of a space, side by side in one run.
+
+Profiles the space on this machine (or reuses --lut), then measures N random subnets twice. The
+second measurement is the noise ceiling: no predictor can agree with a measurement better than
+the measurement agrees with itself.
+
+    python benchmarks/latency_lut.py --space mnist_hybrid --hardware cpu_ort --archs 100 --seed 0
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from predictors.metrics import kendall_tau  # noqa: E402
+from search_engine.latency_meter import LatencyMeter  # noqa: E402
+from search_engine.profiling import profile_space  # noqa: E402
+from search_space import load_space  # noqa: E402
+from search_space.config import load_hardware  # noqa: E402
+from supernet.model import Supernet  # noqa: E402
+
+
+def agreement(predicted: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
+    """Share within +-10 %, Kendall tau, median absolute relative error."""
+    rel = np.abs(predicted - measured) / measured
+    return float(np.mean(rel <= 0.10)), kendall_tau(predicted, measured), float(np.median(rel))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", default="mnist_hybrid")
+    p.add_argument("--hardware", default="cpu_ort")
+    p.add_argument("--archs", type=int, default=100)
+    p.add_argument("--lut", type=Path, help="an existing table (default: profile now)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    space, hardware = load_space(a.space), load_hardware(a.hardware)
+    start = time.perf_counter()
+    if a.lut is None:
+        a.lut = Path(tempfile.mkdtemp()) / "lut.json"
+        table = profile_space(space, hardware, a.lut, seed=a.seed)
+    else:
+        from predictors.lut import LatencyTable
+
+        table = LatencyTable.load(a.lut, space)
+    profiling = time.perf_counter() - start
+    meter, net = LatencyMeter(hardware), Supernet(space).eval()
+    rng = np.random.default_rng(a.seed + 1)  # other archs than the ones the constant was fitted on
+    archs = [space.sample(rng) for _ in range(a.archs)]
+    first, second = [], []
+    for arch in archs:
+        model = net.extract(arch, simulate_activations=False)
+        first.append(meter.measure_subnet(model, space, arch)[0].median_ms)
+    for arch in archs:  # a second pass later in time: the noise ceiling
+        model = net.extract(arch, simulate_activations=False)
+        second.append(meter.measure_subnet(model, space, arch)[0].median_ms)
+    first, second = np.array(first), np.array(second)
+    predicted = np.array([table.predict(space, arch, hardware.runs_int8) for arch in archs])
+    print(f"{a.space} on {hardware.name} ({hardware.backend}, {hardware.threads} thread, batch {hardware.batch_size}): "
+          f"{len(table.layers)} layers profiled in {profiling:.0f} s; {a.archs} random subnets, "
+          f"measured {first.min():.3f}-{first.max():.3f} ms")
+    print(f"{'':28s} {'within +-10%':>13s} {'Kendall tau':>12s} {'median error':>13s}")
+    for name, pred in (("LUT vs measurement", predicted), ("re-measurement (ceiling)", second)):
+        share, tau, err = agreement(pred, first)
+        print(f"{name:28s} {100 * share:12.1f}% {tau:12.3f} {100 * err:12.1f}%")
+
+
+if __name__ == "__main__":
+    main()

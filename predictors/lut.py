@@ -1,0 +1,91 @@
+"""Latency lookup tables: a subnet's latency predicted from the sum of its layers' profiled latencies,
+with a constant and a scale fitted on whole subnets (the nn-Meter approach, at layer granularity).
+
+A table is profiled once on the target (``hynas profile``) and travels as a JSON file; searching
+with it needs neither the device nor torch. It is tied to one space: its fingerprint is checked.
+Layers are keyed by ``LayerConfig.latency_key``: shape, block choice and execution precision.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_space.arch import Arch
+from search_space.costs import layer_configs
+from search_space.errors import ConfigError
+from search_space.files import atomic_write_text
+from search_space.hybrid import HybridSpace
+from search_space.schema import to_plain
+
+FORMAT = "hynas-latency-lut/1"
+
+
+def space_fingerprint(space: HybridSpace) -> str:
+    """A short hash of everything that defines the space's layers and shapes."""
+    return hashlib.sha256(json.dumps(to_plain(space), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    space: str
+    fingerprint: str
+    hardware: Mapping[str, Any]  # the profile's settings (backend, threads, batch size, int8, ...)
+    machine: Mapping[str, str]  # where it was profiled: host, processor, library versions
+    layers: Mapping[str, float] = field(default_factory=dict)  # latency key -> median ms
+    constant_ms: float | None = None  # stem, head, pooling and per-call overhead; None until fitted
+    scale: float = 1.0  # fitted with the constant on whole subnets
+    fit: Mapping[str, float] = field(default_factory=dict)  # how the constant was fitted, and its error
+
+    @property
+    def complete(self) -> bool:
+        return self.constant_ms is not None
+
+    def layer_sum(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> float:
+        total = 0.0
+        for cfg in layer_configs(space, arch):
+            key = cfg.latency_key(runs_int8(cfg.layer.wbits, cfg.layer.abits))
+            if key not in self.layers:
+                raise ConfigError(f"latency table of space {self.space!r} has no entry for layer {key}; "
+                                  "profile again with `hynas profile --resume`")
+            total += self.layers[key]
+        return total
+
+    def predict(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> float:
+        if self.constant_ms is None:
+            raise ConfigError(f"latency table of space {self.space!r} is incomplete (profiling stopped before the "
+                              "constant was fitted); finish it with `hynas profile --resume`")
+        return self.constant_ms + self.scale * self.layer_sum(space, arch, runs_int8)
+
+    def save(self, path: Path) -> None:
+        data = {"format": FORMAT, "space": self.space, "fingerprint": self.fingerprint, "hardware": dict(self.hardware),
+                "machine": dict(self.machine), "constant_ms": self.constant_ms, "scale": self.scale, "fit": dict(self.fit),
+                "layers": dict(sorted(self.layers.items()))}
+        atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, space: HybridSpace | None = None) -> LatencyTable:
+        """Read a table; with ``space``, refuse a table profiled for another space."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: latency table not found; make one with `hynas profile --out {path}`")
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError(f"format is not {FORMAT}")
+            table = cls(space=str(data["space"]), fingerprint=str(data["fingerprint"]), hardware=data["hardware"],
+                        machine=data["machine"], layers={str(k): float(v) for k, v in data["layers"].items()},
+                        constant_ms=None if data["constant_ms"] is None else float(data["constant_ms"]),
+                        scale=float(data.get("scale", 1.0)),
+                        fit={str(k): float(v) for k, v in data.get("fit", {}).items()})
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ConfigError(f"{path}: not a readable latency table ({e}); make it again with `hynas profile`") \
+                from None
+        if space is not None and table.fingerprint != space_fingerprint(space):
+            raise ConfigError(f"{path}: latency table was profiled for space {table.space!r} "
+                              f"(fingerprint {table.fingerprint}), not for this space {space.name!r} "
+                              f"({space_fingerprint(space)}); profile this space with `hynas profile`")
+        return table

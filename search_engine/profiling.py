@@ -1,0 +1,107 @@
+"""``hynas profile``: measure every distinct layer of a space once on this machine and write a
+latency lookup table, then fit its constant on a few whole subnets.
+
+Resumable: the table is rewritten (atomically) as layers are measured, and ``resume`` skips the
+layers it already holds. Each layer is stored net of the cost of
+calling a model with its input shape (measured on a no-op model). The constant and a scale are then
+fitted by least squares on ``fit_archs`` whole subnets: the largest, the smallest and random ones
+drawn with ``seed``; the fit's error on those subnets is recorded with them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from predictors.lut import LatencyTable, space_fingerprint
+from search_engine.latency_meter import LatencyMeter, machine_info
+from search_space.config import HardwareProfile
+from search_space.costs import LayerConfig, space_layer_configs
+from search_space.errors import ConfigError
+from search_space.hybrid import HybridSpace
+from search_space.schema import to_plain
+from supernet.blocks import standalone_layer
+from supernet.model import Supernet
+
+log = logging.getLogger("hynas.profile")
+SAVE_EVERY_S = 5.0  # how much measuring an interruption may cost
+
+
+class _Identity(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 1.0  # an exportable no-op: the cost of a call with this input
+
+
+def distinct_layers(space: HybridSpace, profile: HardwareProfile) -> dict[str, tuple[LayerConfig, bool]]:
+    """Latency key -> (a layer configuration with that key, whether it runs in int8)."""
+    out: dict[str, tuple[LayerConfig, bool]] = {}
+    for cfg in space_layer_configs(space):
+        int8 = profile.runs_int8(cfg.layer.wbits, cfg.layer.abits)
+        out.setdefault(cfg.latency_key(int8), (cfg, int8))
+    return out
+
+
+def _hardware(profile: HardwareProfile) -> dict:
+    return {k: v for k, v in to_plain(profile).items() if k not in ("lut", "node")}
+
+
+def _start_table(space: HybridSpace, profile: HardwareProfile, out: Path, resume: bool) -> LatencyTable:
+    fresh = LatencyTable(space.name, space_fingerprint(space), _hardware(profile), machine_info())
+    if not resume or not out.exists():
+        return fresh
+    old = LatencyTable.load(out, space)
+    if dict(old.hardware) != fresh.hardware:
+        raise ConfigError(f"{out}: was profiled with other settings ({old.hardware}); use --force to start over")
+    return old
+
+
+def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resume: bool = False, seed: int = 0,
+                  fit_archs: int = 16, progress: bool = True) -> LatencyTable:
+    torch.manual_seed(seed)
+    table = _start_table(space, profile, out, resume)
+    meter = LatencyMeter(profile)
+    layers = dict(table.layers)
+    todo = {k: v for k, v in distinct_layers(space, profile).items() if k not in layers}
+    log.info("profiling %d layer configurations of space %s on %s (%s, %d thread(s), batch %d)%s", len(todo),
+             space.name, table.machine["host"], profile.backend, profile.threads, profile.batch_size,
+             f"; {len(layers)} already in {out}" if layers else "")
+    last_save = time.monotonic()
+    overhead: dict[tuple[int, int], float] = {}
+    for key, (cfg, int8) in tqdm(todo.items(), desc="layers", unit="layer", disable=not progress):
+        shape = (cfg.c_in, cfg.size_in, cfg.size_in)
+        if shape[:2] not in overhead:
+            overhead[shape[:2]] = meter.measure(_Identity(), shape)[0].median_ms
+        timing, _ = meter.measure(standalone_layer(cfg), shape, () if int8 else ("",))
+        # What one call costs whatever it runs (session, copies) is paid once per subnet, not per layer.
+        layers[key] = max(0.0, timing.median_ms - overhead[shape[:2]])
+        if time.monotonic() - last_save > SAVE_EVERY_S:
+            replace(table, layers=dict(layers)).save(out)
+            last_save = time.monotonic()
+    table = replace(table, layers=layers)
+    table.save(out)
+    if table.complete and not todo:
+        return table
+    rng = np.random.default_rng(seed)
+    archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(max(0, fit_archs - 2))]
+    net = Supernet(space).eval()
+    measured, summed = [], []
+    for arch in tqdm(archs, desc="fit constant", unit="subnet", disable=not progress):
+        measured.append(meter.measure_subnet(net.extract(arch, simulate_activations=False), space, arch)[0].median_ms)
+        summed.append(table.layer_sum(space, arch, profile.runs_int8))
+    measured, summed = np.array(measured), np.array(summed)
+    # Measured ~ constant + scale * sum: the constant holds the stem, head and per-call cost; the scale
+    # absorbs what isolated layers misstate on every layer alike (their own input quantization, cache state).
+    scale, constant = (float(v) for v in np.polyfit(summed, measured, 1))
+    error = np.abs(constant + scale * summed - measured) / measured
+    table = replace(table, constant_ms=constant, scale=scale,
+                    fit={"archs": len(archs), "median_abs_error": float(np.median(error)),
+                         "max_abs_error": float(error.max())})
+    table.save(out)
+    log.info("latency table %s: %d layers, constant %.3f ms, median error %.1f %% on %d subnets", out,
+             len(layers), constant, 100 * table.fit["median_abs_error"], len(archs))
+    return table

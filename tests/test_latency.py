@@ -1,0 +1,172 @@
+"""Latency on the target: ONNX Runtime fp32/int8 measurement, int8 fidelity, lookup tables, profiling."""
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from predictors.lut import LatencyTable
+from search_engine.evaluators.latency import LatencyEvaluator
+from search_engine.latency_meter import LatencyMeter
+from search_engine.profiling import distinct_layers, profile_space
+from search_space.config import HardwareProfile, load_config
+from search_space.errors import ConfigError
+from search_space.hybrid import HybridSpace
+from search_space.schema import build
+from supernet import onnx_io
+from supernet.calibration import calibrated
+from supernet.model import Supernet
+from supernet.trained import load_trained
+from tests.conftest import FAST_ORT, run_cli
+
+ORT = HardwareProfile(**FAST_ORT)
+TINY_SPACE = {
+    "name": "tiny_lut", "input": {"channels": 1, "size": 12, "classes": 4}, "stem": {"channels": 8, "stride": 2},
+    "stages": [{"depth": [1, 2], "width": [8, 16], "blocks": ["conv", "attn"], "kernel": [3], "expand": [2],
+                "heads": [1], "mlp_ratio": [2], "head_dim": 8, "stride": 1}],
+    "quantization": {"weight_bits": [8, 32], "act_bits": [8, 32]},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_run):
+    folder, run = tiny_run
+    return load_trained(load_config(str(folder / "tiny.yaml")), run / "supernet.pt")
+
+
+@pytest.fixture(scope="module")
+def tiny_space():
+    return build(HybridSpace, TINY_SPACE, "tiny_lut")
+
+
+def test_onnxruntime_latency_is_recorded_with_its_settings_and_grows_with_the_arch(trained):
+    space = trained.space
+    evaluator = LatencyEvaluator(trained.supernet, ORT, trained.data.train, 2)
+    big, small = evaluator.evaluate([space.largest(), space.smallest()])
+    assert big["latency_ms"] > 1.5 * small["latency_ms"] > 0  # several times slower in practice; wide margin
+    # the largest arch is 32-bit but its stem and head run at stem_head_bits (8); the smallest is all <= 8
+    assert big.meta["precision"] == "mixed" and small.meta["precision"] == "int8"
+    for m in (big, small):
+        assert m.meta["backend"] == "onnxruntime" and m.meta["threads"] == 1 and m.meta["batch_size"] == 1
+        assert m.meta["spread_ms"] >= 0 and m.meta["onnx_bytes"] > 0
+    assert small.meta["onnx_bytes"] < big.meta["onnx_bytes"] / 2  # int8 weights are stored in a quarter
+
+
+def test_mixed_precision_arch_keeps_its_32_bit_layers_in_float(trained):
+    space = trained.space
+    arch = space.arch_from_str(space.largest().to_str().replace("w32a32", "w8a8", 1))
+    parts = LatencyMeter(ORT).float_parts(space, arch)
+    assert "/layers/layers.0/" not in parts and "/layers/layers.1/" in parts and "/stem/" not in parts
+
+
+def test_int8_onnx_model_agrees_with_the_fake_quantized_subnet(trained, tmp_path):
+    space, net, data = trained.space, trained.supernet, trained.data
+    arch = space.arch_from_str(space.largest().to_str().replace("w32a32", "w8a8"))
+    with calibrated(net, arch, data.train, 4):
+        simulated = net.extract(arch).eval()
+        deployed = net.extract(arch, simulate_activations=False).eval()
+    images, labels = data.val.images[:200], data.val.labels[:200]
+    fp32 = onnx_io.export_onnx(deployed, images[:1], tmp_path / "fp32.onnx")
+    int8 = onnx_io.quantize_int8(fp32, tmp_path / "int8.onnx", data.train.images[:64].numpy(),
+                                 ranges=simulated.activation_ranges())
+    predicted = onnx_io.run(onnx_io.session(int8), images.numpy()).argmax(1)
+    with torch.no_grad():
+        reference = simulated(images).argmax(1).numpy()
+    assert (reference == labels.numpy()).mean() > 0.5  # a trained net, so agreement is not trivial
+    assert (predicted == reference).mean() >= 0.95
+    assert "QuantizeLinear" in {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
+
+
+def test_every_distinct_layer_is_profiled_once_and_the_table_predicts_measured_latency(tiny_space, tmp_path):
+    layers = distinct_layers(tiny_space, ORT)
+    # conv (k3 e2) and attn (h1 m2), int8 or float, first layer 8->8 or 8->16, later 8->8 or 16->16
+    assert len(layers) == 2 * 2 * 3
+    table = profile_space(tiny_space, ORT, tmp_path / "lut.json", fit_archs=6, progress=False)
+    assert set(table.layers) == set(layers) and table.complete
+    assert LatencyTable.load(tmp_path / "lut.json", tiny_space) == table
+    meter, net = LatencyMeter(ORT), Supernet(tiny_space).eval()
+    for arch in (tiny_space.largest(), tiny_space.smallest()):
+        measured = meter.measure_subnet(net.extract(arch, simulate_activations=False), tiny_space, arch)[0].median_ms
+        predicted = table.predict(tiny_space, arch, ORT.runs_int8)
+        assert measured / 3 < predicted < measured * 3  # a loose bound: these nets run in tens of microseconds
+
+
+def test_interrupted_profiling_resumes_without_remeasuring(tiny_space, tmp_path):
+    out = tmp_path / "lut.json"
+    full = profile_space(tiny_space, ORT, out, fit_archs=3, progress=False)
+    kept = dict(list(full.layers.items())[:5])
+    data = json.loads(out.read_text())
+    data.update(layers=kept, constant_ms=None)  # as if killed after five layers
+    out.write_text(json.dumps(data))
+    resumed = profile_space(tiny_space, ORT, out, resume=True, fit_archs=3, progress=False)
+    assert set(resumed.layers) == set(full.layers) and resumed.complete
+    assert all(resumed.layers[k] == v for k, v in kept.items())
+
+
+def test_a_table_of_another_space_or_a_corrupt_one_is_refused(tiny_space, mnist_space, tmp_path):
+    out = tmp_path / "lut.json"
+    profile_space(tiny_space, ORT, out, fit_archs=3, progress=False)
+    with pytest.raises(ConfigError, match="profiled for space 'tiny_lut'"):
+        LatencyTable.load(out, mnist_space)
+    out.write_text(out.read_text()[:200])
+    with pytest.raises(ConfigError, match="not a readable latency table"):
+        LatencyTable.load(out, tiny_space)
+
+
+def _lut_config(tmp_path: Path, space_file: Path, lut: Path) -> Path:
+    (tmp_path / "lut_ort.yaml").write_text(yaml.safe_dump({**FAST_ORT, "name": "lut_ort", "lut": str(lut)}))
+    config = {"name": "lut", "space": str(space_file), "hardware": [str(tmp_path / "lut_ort.yaml")], "seed": 3,
+              "search": {"objectives": ["latency_ms:min", "size_mb:min"], "budget": 12, "batch_size": 4,
+                         "strategy": "nsga2"}}
+    (tmp_path / "lut.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "lut.yaml"
+
+
+def test_cli_profile_then_search_on_the_table_is_deterministic(tiny_space, tmp_path, capsys):
+    space_file = tmp_path / "tiny_lut.yaml"
+    space_file.write_text(yaml.safe_dump(TINY_SPACE))
+    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(FAST_ORT))
+    lut = tmp_path / "lut.json"
+    code, err = run_cli(["profile", "--space", str(space_file), "--hardware", str(tmp_path / "hw.yaml"),
+                         "--out", str(lut), "--fit-archs", "3", "-q"], capsys)
+    assert code == 0, err
+    config = _lut_config(tmp_path, space_file, lut)
+    runs = []
+    for name in ("a", "b"):
+        code, err = run_cli(["search", "--config", str(config), "--out", str(tmp_path / name), "-q"], capsys)
+        assert code == 0, err
+        rows = csv.DictReader((tmp_path / name / "measured.csv").open())
+        runs.append([(r["arch"], r["latency_ms"], r["size_mb"]) for r in rows])
+    assert len(runs[0]) == 12 and runs[0] == runs[1]  # latency from the table: the same archs and values
+
+
+@pytest.mark.parametrize("damage,named", [
+    (lambda p: p.write_text("{not json"), "not a readable latency table"),
+    (lambda p: p.unlink(), "not found"),
+])
+def test_search_with_a_bad_table_is_one_line(tiny_space, tmp_path, capsys, damage, named):
+    space_file = tmp_path / "tiny_lut.yaml"
+    space_file.write_text(yaml.safe_dump(TINY_SPACE))
+    lut = tmp_path / "lut.json"
+    profile_space(tiny_space, ORT, lut, fit_archs=3, progress=False)
+    damage(lut)
+    capsys.readouterr()
+    code, err = run_cli(["search", "--config", str(_lut_config(tmp_path, space_file, lut)), "--out",
+                         str(tmp_path / "r")], capsys)
+    assert code == 2 and len(err) == 1 and named in err[0] and "lut.json" in err[0]
+    assert not (tmp_path / "r").exists()  # refused before the run folder was made
+
+
+def test_profile_refuses_to_overwrite_a_table(tmp_path, capsys):
+    out = tmp_path / "lut.json"
+    out.write_text("precious")
+    code, err = run_cli(["profile", "--out", str(out)], capsys)
+    assert code == 2 and len(err) == 1 and "--resume" in err[0] and out.read_text() == "precious"
+
+
+def test_profile_int8_rule_follows_the_profile():
+    assert ORT.runs_int8(4, 8) and not ORT.runs_int8(8, 32)
+    assert not HardwareProfile("t", backend="torch").runs_int8(8, 8)
+    assert not HardwareProfile("t", int8=False).runs_int8(8, 8)
