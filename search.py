@@ -27,12 +27,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _common(p: argparse.ArgumentParser, run_folder: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, run_folder: bool = True, config: bool = True) -> None:
     g = p.add_argument_group("common options")
-    g.add_argument("--config", default="configs/demo.yaml", metavar="FILE",
-                   help="experiment YAML, a path or a preset name (default: %(default)s)")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set search.budget=50 (repeatable)")
+    if config:
+        g.add_argument("--config", default="configs/demo.yaml", metavar="FILE",
+                       help="experiment YAML, a path or a preset name (default: %(default)s)")
+        g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set search.budget=50 (repeatable)")
     if run_folder:
         g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<config name>)")
         g.add_argument("--resume", action="store_true", help="continue the run in an existing run folder")
@@ -42,11 +43,21 @@ def _common(p: argparse.ArgumentParser, run_folder: bool = True) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
 
-def _sub(subs, name: str, help_text: str, example: str, run_folder: bool = True) -> argparse.ArgumentParser:
+def _sub(subs, name: str, help_text: str, example: str, run_folder: bool = True,
+         config: bool = True) -> argparse.ArgumentParser:
     p = subs.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(p, run_folder)
+    _common(p, run_folder, config)
     return p
+
+
+def _subnet_choice(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="a run folder written by `hynas run` or `hynas search`")
+    g = p.add_argument_group("which subnet (exactly one)")
+    g.add_argument("--trial", type=int, help="a measured trial (the `trial` column of measured.csv)")
+    g.add_argument("--arch", help="an arch string of the run's space")
+    g.add_argument("--pick", metavar="EXPR", help="the most accurate subnet of the measured front meeting these "
+                   "comma-separated constraints, e.g. 'latency_ms<=0.3,size_mb<=0.05'")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,13 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
                            help="whole subnets measured to fit the table's constant and scale (default: %(default)s)")
     profile_p.set_defaults(handler=cmd_profile)
 
+    export_p = _sub(subs, "export", "export a subnet: weights, torch.export program, ONNX fp32 and int8, each "
+                    "checked against the supernet, with a README", "hynas export runs/demo --pick 'latency_ms<=0.3'",
+                    config=False)
+    _subnet_choice(export_p)
+    export_p.set_defaults(handler=cmd_export)
+
+    finetune_p = _sub(subs, "finetune", "fine-tune one searched subnet on its own (quantization-aware, distilled "
+                      "from the largest arch), then re-measure it; a later export uses the fine-tuned weights",
+                      "hynas finetune runs/demo --trial 12 --epochs 3", config=False)
+    _subnet_choice(finetune_p)
+    finetune_p.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: %(default)s)")
+    finetune_p.set_defaults(handler=cmd_finetune)
+
     for name, text, example in (
         ("run", "the whole pipeline: train, profile, search, validate, export, plot",
          "hynas run --config configs/demo.yaml"),
-        ("finetune", "fine-tune one searched subnet on its own, quantization-aware",
-         "hynas finetune runs/demo --trial 12"),
-        ("export", "export a subnet: weights, torch.export program, ONNX fp32 and int8",
-         "hynas export runs/demo --pick 'latency_ms<=2'"),
         ("plot", "plot Pareto fronts and hypervolume of one or more runs",
          "hynas plot runs/demo"),
     ):
@@ -217,6 +237,51 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = outcome.history[-1]
     print(f"supernet trained for {last['epoch']} epochs: validation accuracy largest {last['largest_val_acc']:.2f} %, "
           f"smallest {last['smallest_val_acc']:.2f} %; checkpoint {outcome.checkpoint}")
+    return 0
+
+
+def _export_target(args: argparse.Namespace):
+    from search_engine.deploy import open_finished_run, pick_subnet
+    from supernet.trained import load_trained
+
+    run = open_finished_run(args.run)
+    space = load_space(run.config.space)
+    chosen = pick_subnet(run, space, args.trial, args.arch, args.pick)
+    return run, chosen, load_trained(run.config, run.checkpoint)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from search_engine.deploy import export_pick
+    from search_engine.run_folder import prepare_run_folder
+
+    run, chosen, trained = _export_target(args)
+    out = prepare_run_folder(Path(args.out) if args.out else run.folder / "export" / chosen.label, args.resume,
+                             args.force)
+    result = export_pick(run, trained, chosen, out)
+    print(f"exported {chosen.arch} to {out}: accuracy of the exported model validation "
+          f"{result.accuracy['validation']:.2f} %, test {result.accuracy['test']:.2f} %")
+    for name, value in result.checks.items():
+        print(f"  {name:17s} " + (f"top-1 agreement {100 * value:.1f} %" if name == "model_int8.onnx"
+                                   else f"max abs logit difference {value:.1e}"))
+    print(f"how to load each file: {out / 'README.md'}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from search_engine.deploy import finetuned_checkpoint
+    from supernet.finetune import finetune_subnet
+
+    run, chosen, trained = _export_target(args)
+    checkpoint = finetuned_checkpoint(run, chosen.label)
+    if checkpoint.exists() and not args.force:
+        raise HynasError(f"{checkpoint}: this subnet is already fine-tuned; replace it with --force")
+    seed = run.config.seed if args.seed is None else args.seed
+    outcome = finetune_subnet(trained.supernet, chosen.arch, trained.data, run.config.train, args.epochs, seed,
+                              checkpoint, progress=not args.quiet)
+    print(f"fine-tuned {chosen.arch} for {args.epochs} epochs: validation {outcome.before['val']:.2f} -> "
+          f"{outcome.after['val']:.2f} %, test {outcome.before['test']:.2f} -> {outcome.after['test']:.2f} %")
+    print(f"checkpoint {checkpoint}; `hynas export {run.folder} --{'trial' if chosen.record else 'arch'} "
+          f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}` exports the fine-tuned weights")
     return 0
 
 

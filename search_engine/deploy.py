@@ -1,0 +1,140 @@
+"""From a finished run to deployable subnets: pick an arch, fine-tune it, export it.
+
+A run folder holds ``config.yaml``, the supernet checkpoint and ``measured.csv``; a subnet is
+chosen by trial number, by arch string, or by a ``--pick`` expression over the measured front
+(constraints in the usual syntax, comma-separated; the most accurate feasible front member wins).
+A fine-tuned subnet lives in ``<run>/finetuned/<label>/``; exporting it says so.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from results.store import Record
+from results.tables import front_of
+from search_space.arch import Arch
+from search_space.config import ExperimentConfig, load_config
+from search_space.errors import ConfigError
+from search_space.hybrid import HybridSpace
+from search_space.objectives import Constraint, Objective, parse_objectives
+
+META_COLUMNS = ("trial", "arch")
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    folder: Path
+    config: ExperimentConfig
+    objectives: tuple[Objective, ...]
+    records: tuple[Record, ...]
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.config.checkpoint) if self.config.checkpoint else self.folder / "supernet.pt"
+
+
+def open_finished_run(folder: str | Path, need_records: bool = True) -> FinishedRun:
+    folder = Path(folder)
+    if not (folder / "config.yaml").is_file():
+        raise ConfigError(f"{folder}: not a run folder (no config.yaml); give the folder a `hynas run` or "
+                          "`hynas search` wrote")
+    config = load_config(folder / "config.yaml")
+    from search_engine.job import objective_vocabulary
+    from search_space.config import load_space
+
+    space = load_space(config.space, config.table)
+    objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), str(folder / "config.yaml"))
+    records = read_measured(folder / "measured.csv", objectives) if (folder / "measured.csv").is_file() else ()
+    if need_records and not records:
+        raise ConfigError(f"{folder}: no measured.csv with results; run `hynas search --resume` there first")
+    return FinishedRun(folder, config, objectives, tuple(records))
+
+
+def read_measured(path: Path, objectives: tuple[Objective, ...]) -> list[Record]:
+    try:
+        rows = list(csv.DictReader(path.open()))
+        out = []
+        for row in rows:
+            values = {o.name: float(row[o.name]) for o in objectives}
+            for key, text in row.items():
+                if key not in META_COLUMNS and key not in values and _is_number(text or ""):
+                    values[key] = float(text)
+            meta = {k: v for k, v in row.items() if k not in values and k not in META_COLUMNS}
+            out.append(Record(int(row["trial"]), row["arch"], values, meta))
+        return out
+    except (KeyError, ValueError, TypeError) as e:
+        raise ConfigError(f"{path}: unreadable ({e!r}); it is rewritten by `hynas search --resume`") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Pick:
+    arch: Arch
+    label: str  # folder name: trial-12, or a short form of the arch
+    record: Record | None  # the measured record, when the arch was measured
+
+
+def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, arch: str | None = None,
+                pick: str | None = None) -> Pick:
+    given = [x is not None for x in (trial, arch, pick)]
+    if sum(given) != 1:
+        raise ConfigError("choose the subnet with exactly one of --trial N, --arch STR or --pick EXPR")
+    if trial is not None:
+        matches = [r for r in run.records if r.number == trial]
+        if not matches:
+            numbers = sorted(r.number for r in run.records)
+            raise ConfigError(f"--trial {trial}: no such measured trial in {run.folder / 'measured.csv'} "
+                              f"(trials {numbers[0]}..{numbers[-1]})")
+        return Pick(space.arch_from_str(matches[0].arch), f"trial-{trial}", matches[0])
+    if arch is not None:
+        parsed = space.arch_from_str(arch)
+        known = [r for r in run.records if r.arch == parsed.to_str()]
+        label = f"trial-{known[0].number}" if known else f"arch-{abs(hash(parsed.to_str())) % 10**8:08d}"
+        return Pick(parsed, label, known[0] if known else None)
+    names = sorted({k for r in run.records for k in r.values})
+    constraints = [Constraint.parse(text.strip(), names, "--pick") for text in pick.split(",") if text.strip()]
+    front = front_of(run.records, run.objectives)
+    feasible = [r for r in front if all(c.satisfied(r.values) for c in constraints)]
+    if not feasible:
+        raise ConfigError(f"--pick {pick!r}: no subnet of the measured front ({len(front)}) satisfies it")
+    first = run.objectives[0]
+    best = min(feasible, key=lambda r: r.values[first.name] * first.sign)
+    return Pick(space.arch_from_str(best.arch), f"trial-{best.number}", best)
+
+
+def finetuned_checkpoint(run: FinishedRun, label: str) -> Path:
+    return run.folder / "finetuned" / label / "supernet.pt"
+
+
+def int8_capable(weight_bits: int, act_bits: int) -> bool:
+    """The layers an exported int8 ONNX model quantizes: those whose bit-widths are all <= 8."""
+    return weight_bits <= 8 and act_bits <= 8
+
+
+def export_pick(run: FinishedRun, trained, chosen: Pick, out: Path):
+    """Export ``chosen`` from the run's supernet, or from its fine-tuned checkpoint when there is one."""
+    from supernet.export import export_subnet
+    from supernet.checkpoint import load_checkpoint
+
+    net, note = trained.supernet, "Weights inherited from the supernet."
+    metrics = dict(chosen.record.values) if chosen.record else {}
+    tuned = finetuned_checkpoint(run, chosen.label)
+    if tuned.is_file():
+        state = load_checkpoint(tuned, trained.space)
+        net = type(net)(trained.space)
+        net.load_state_dict(state["model"])
+        net.eval()
+        info = state["finetune"]
+        note = (f"Fine-tuned for {info['epochs']} epochs (quantization-aware, distilled from the largest arch): "
+                f"validation accuracy {info['before']['val']:.2f} -> {info['after']['val']:.2f} %, test "
+                f"{info['before']['test']:.2f} -> {info['after']['test']:.2f} %.")
+    return export_subnet(net, chosen.arch, trained.data, out, run.config.train.bn_batches, int8_capable,
+                         metrics, note)

@@ -1,0 +1,161 @@
+"""Export one subnet as deployable artefacts, each loaded back and checked against the supernet.
+
+The folder holds ``arch.yaml`` (the arch, its space and its measured metrics), ``space.yaml``,
+``model.pt`` (state dict of the standalone fake-quantized model), ``model.pt2`` (a ``torch.export``
+program of it), ``model_fp32.onnx`` and, when some layer runs in int8, ``model_int8.onnx``, and a
+``README.md`` that says how to load each one and what was measured. A check that fails raises
+``ExportError`` after writing the folder, so the user can inspect what was produced.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from search_space.arch import Arch
+from search_space.errors import HynasError
+from search_space.files import atomic_write, atomic_write_text
+from search_space.schema import to_plain
+from supernet import onnx_io
+from supernet.calibration import accuracy, calibrated
+from supernet.data import Dataset
+from supernet.model import Supernet
+
+# How closely each artefact must reproduce the supernet's predictions on the check batch.
+EXACT_TOLERANCE = 1e-4  # torch artefacts: max abs logit difference from the supernet
+FP32_TOLERANCE = 1e-3  # ONNX fp32: max abs logit difference from the same graph in torch (BN folded)
+INT8_AGREEMENT = 0.95  # ONNX int8: top-1 agreement with the supernet
+
+
+class ExportError(HynasError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    checks: dict[str, float]  # artefact -> max abs logit difference, or top-1 agreement (int8)
+    accuracy: dict[str, float]  # split -> top-1 % of the exported (fake-quantized) model
+
+
+def _save_torch(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_batches: int,
+                  runs_int8, metrics: dict[str, float] | None = None, note: str = "") -> ExportResult:
+    """Write the artefacts of ``arch`` into ``folder`` and check each one. ``runs_int8(wbits, abits)``
+    decides which layers the int8 ONNX model quantizes (a hardware profile's rule)."""
+    space = net.space
+    folder.mkdir(parents=True, exist_ok=True)
+    x = data.val.images[:256]
+    with calibrated(net, arch, data.train, bn_batches), torch.no_grad():
+        reference = net(x, arch)
+        simulated = net.extract(arch).eval()
+        deployed = net.extract(arch, simulate_activations=False).eval()
+    ranges = simulated.activation_ranges()
+    top1 = reference.argmax(1).numpy()
+    checks: dict[str, float] = {}
+
+    _save_torch(simulated.state_dict(), folder / "model.pt")
+    rebuilt = Supernet(space).extract(arch).eval()
+    rebuilt.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    with torch.no_grad():
+        checks["model.pt"] = float((rebuilt(x) - reference).abs().max())
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(simulated, (x[:2],), dynamic_shapes=({0: batch},))
+    with tempfile.TemporaryDirectory() as tmp:  # torch.export.save wants a path: write, then move atomically
+        torch.export.save(program, Path(tmp) / "model.pt2")
+        atomic_write(folder / "model.pt2", lambda fh: fh.write((Path(tmp) / "model.pt2").read_bytes()))
+    with torch.no_grad():
+        checks["model.pt2"] = float((torch.export.load(folder / "model.pt2").module()(x) - reference).abs().max())
+
+    onnx_io.export_onnx(deployed, x[:1], folder / "model_fp32.onnx")
+    with torch.no_grad():  # fp32 has no activation quantization by design: compare it with that float graph
+        float_logits = deployed(x).numpy()
+    fp32_logits = onnx_io.run(onnx_io.session(folder / "model_fp32.onnx"), x.numpy())
+    checks["model_fp32.onnx"] = float(np.abs(fp32_logits - float_logits).max())
+    bits = [(layer.wbits, layer.abits) for layer in arch.layers()]
+    prefixes = onnx_io.float_prefixes(bits, space.quantization.stem_head_bits, runs_int8)
+    if len(prefixes) < len(bits) + 2:
+        onnx_io.quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx",
+                              data.train.images[:64].numpy(), prefixes, ranges)
+        checks["model_int8.onnx"] = _agreement(folder / "model_int8.onnx", x, top1)
+
+    scores = {"validation": accuracy(simulated, data.val), "test": accuracy(simulated, data.test)}
+    atomic_write_text(folder / "space.yaml", yaml.safe_dump(to_plain(space), sort_keys=False))
+    atomic_write_text(folder / "arch.yaml", yaml.safe_dump({
+        "arch": arch.to_str(), "space": space.name, "layers": [layer.to_str() for layer in arch.layers()],
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "accuracy_exported": scores, "checks": checks, "note": note}, sort_keys=False))
+    atomic_write_text(folder / "README.md", _readme(arch, space.name, metrics or {}, scores, checks, note))
+    failed = [name for name, value in checks.items() if not _passes(name, value)]
+    if failed:
+        raise ExportError(f"{folder}: {', '.join(failed)} did not reproduce the supernet's predictions "
+                          f"({', '.join(f'{k}={checks[k]:.4g}' for k in failed)}); see {folder / 'README.md'}")
+    return ExportResult(folder, checks, scores)
+
+
+def _agreement(path: Path, x: torch.Tensor, top1: np.ndarray) -> float:
+    return float((onnx_io.run(onnx_io.session(path), x.numpy()).argmax(1) == top1).mean())
+
+
+def _passes(name: str, value: float) -> bool:
+    if name == "model_int8.onnx":
+        return value >= INT8_AGREEMENT
+    return value <= (FP32_TOLERANCE if name == "model_fp32.onnx" else EXACT_TOLERANCE)
+
+
+def _readme(arch: Arch, space: str, metrics: dict, scores: dict, checks: dict, note: str) -> str:
+    def check_line(name: str) -> str:
+        value = checks[name]
+        what = {"model_int8.onnx": f"top-1 agreement with the supernet {100 * value:.1f} %",
+                "model_fp32.onnx": f"max abs logit difference from the float torch graph {value:.2e} (no "
+                                   "activation quantization)"}.get(name, f"max abs logit difference {value:.2e}")
+        return f"| `{name}` | {what} | {'ok' if _passes(name, value) else 'FAILED'} |"
+
+    measured = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items()) or "| (none recorded) | |"
+    return f"""# Exported subnet
+
+`{arch.to_str()}` of space `{space}`. {note}
+
+## Measured
+| metric | value |
+|---|---|
+{measured}
+| validation accuracy of the exported model | {scores['validation']:.2f} % |
+| test accuracy of the exported model | {scores['test']:.2f} % |
+
+4- and 6-bit weights are simulated (fake quantization) in the torch artefacts and run as int8 in
+`model_int8.onnx` (CPUs have no faster kernels for them); their size is counted at their width.
+
+## Files, and how each reproduces the supernet (256 validation images)
+| file | check | |
+|---|---|---|
+{chr(10).join(check_line(n) for n in checks)}
+
+## Loading
+```python
+import torch, yaml
+from search_space.schema import build
+from search_space.hybrid import HybridSpace
+from supernet.model import Supernet
+
+space = build(HybridSpace, yaml.safe_load(open("space.yaml")), "space.yaml")
+arch = space.arch_from_str(yaml.safe_load(open("arch.yaml"))["arch"])
+model = Supernet(space).extract(arch).eval()          # model.pt: the fake-quantized standalone model
+model.load_state_dict(torch.load("model.pt", weights_only=True))
+
+program = torch.export.load("model.pt2").module()      # model.pt2: no hynas needed
+
+import onnxruntime as ort                              # model_fp32.onnx / model_int8.onnx: input "input",
+session = ort.InferenceSession("model_int8.onnx")      # (N, C, H, W) float32, normalized like the training data
+logits = session.run(None, {{"input": images}})[0]
+```
+"""
