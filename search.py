@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -130,22 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_p.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: %(default)s)")
     finetune_p.set_defaults(handler=cmd_finetune)
 
-    for name, text, example in (
-        ("run", "the whole pipeline: train, profile, search, validate, export, plot",
-         "hynas run --config configs/demo.yaml"),
-        ("plot", "plot Pareto fronts and hypervolume of one or more runs",
-         "hynas plot runs/demo"),
-    ):
-        p = _sub(subs, name, text, example)
-        p.set_defaults(handler=_not_yet(name))
+    run_p = _sub(subs, "run", "the whole job: train the supernet, profile this machine, search, validate the front "
+                 "on the test split, export the best subnets, plot, report (each phase resumes with --resume)",
+                 "hynas run --config configs/demo.yaml")
+    run_p.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///<run folder>/study.db)")
+    run_p.set_defaults(handler=cmd_run)
+
+    plot_p = _sub(subs, "plot", "plot Pareto fronts (every pair of objectives) and hypervolume of one or more runs "
+                  "of the same objectives", "hynas plot runs/demo runs/demo-nsga2 --out plots/", config=False,
+                  run_folder=False)
+    plot_p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    plot_p.add_argument("--out", metavar="DIR", help="where the PNG files go (default: the first run folder)")
+    plot_p.set_defaults(handler=cmd_plot)
     return parser
-
-
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise HynasError(f"'{name}' is not delivered yet in this version of hynas")
-
-    return handler
 
 
 def _positive_int(text: str) -> int:
@@ -237,6 +234,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = outcome.history[-1]
     print(f"supernet trained for {last['epoch']} epochs: validation accuracy largest {last['largest_val_acc']:.2f} %, "
           f"smallest {last['smallest_val_acc']:.2f} %; checkpoint {outcome.checkpoint}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from search_engine.job import build_job
+    from search_engine.pipeline import run_pipeline
+    from search_engine.run_folder import open_run
+
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    config = load_config(args.config, overrides)
+    build_job(config)  # validate everything before touching the run folder
+    if args.storage:
+        from results.store import open_storage
+
+        open_storage(args.storage)
+    run_dir, handler = open_run(config, args.out, args.resume, args.force)
+    try:
+        outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
+    finally:
+        _close_log(handler)
+    print(f"run {config.name}: front of {len(outcome.front)} subnets, validated on the test split "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
+    for row in outcome.front[:10]:
+        print(f"  trial {int(row['trial']):3d}  test {row['test_accuracy']:.2f} %  " + "  ".join(
+            f"{k}={row[k]:.4g}" for k in row if k not in ("trial", "arch", "test_accuracy") and
+            not k.endswith("_again")))
+    for what, folder in outcome.exports:
+        print(f"exported {what}: {folder}")
+    print(f"report: {outcome.report}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from results.plots import Series, plot_hypervolume, plot_pairs
+    from search_engine.deploy import open_finished_run
+
+    runs = [open_finished_run(r) for r in args.runs]
+    objectives = runs[0].objectives
+    for run in runs[1:]:
+        if [o.name for o in run.objectives] != [o.name for o in objectives]:
+            raise HynasError(f"{run.folder}: objectives {[str(o) for o in run.objectives]} differ from "
+                             f"{runs[0].folder}'s {[str(o) for o in objectives]}; plot runs of the same objectives")
+    out = Path(args.out) if args.out else runs[0].folder
+    out.mkdir(parents=True, exist_ok=True)
+    labels = [f"{r.folder.name} ({r.config.search.strategy})" for r in runs]
+    series = [Series(label, [rec.values for rec in r.records]) for label, r in zip(labels, runs)]
+    baselines = []
+    if len(runs) == 1 and (runs[0].folder / "baselines.csv").is_file():
+        from search_engine.pipeline import baseline_series
+
+        baselines = baseline_series(runs[0].folder / "baselines.csv", objectives)
+    paths = plot_pairs(series, objectives, out, baselines) + [plot_hypervolume(series, objectives, out)]
+    for path in paths:
+        print(path)
     return 0
 
 

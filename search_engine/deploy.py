@@ -17,7 +17,7 @@ from search_space.arch import Arch
 from search_space.config import ExperimentConfig, load_config
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
-from search_space.objectives import Constraint, Objective, parse_objectives
+from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, parse_objectives
 
 META_COLUMNS = ("trial", "arch")
 
@@ -57,22 +57,12 @@ def read_measured(path: Path, objectives: tuple[Objective, ...]) -> list[Record]
         out = []
         for row in rows:
             values = {o.name: float(row[o.name]) for o in objectives}
-            for key, text in row.items():
-                if key not in META_COLUMNS and key not in values and _is_number(text or ""):
-                    values[key] = float(text)
+            values.update({k: float(row[k]) for k in ANALYTIC_OBJECTIVES if row.get(k)})
             meta = {k: v for k, v in row.items() if k not in values and k not in META_COLUMNS}
             out.append(Record(int(row["trial"]), row["arch"], values, meta))
         return out
     except (KeyError, ValueError, TypeError) as e:
         raise ConfigError(f"{path}: unreadable ({e!r}); it is rewritten by `hynas search --resume`") from None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""Pareto-front and hypervolume plots (PNG), for one run or several side by side.
+
+For each pair of objectives: every measured arch (light dots), the front of that pair as a step
+line, per run; baselines (e.g. the largest and smallest subnet, uniform int8) as labelled markers
+with their own front dashed. Hypervolume over measurements uses one reference point for all runs
+given (their worst values plus a margin), so the curves are comparable.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form  # noqa: E402
+from search_space.objectives import Objective  # noqa: E402
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+@dataclass(frozen=True)
+class Series:
+    """Points to plot: a run's measured archs (in measurement order), or a baseline's."""
+
+    label: str
+    rows: Sequence[Mapping[str, float]]
+
+
+def _front_2d(points: np.ndarray, x: Objective, y: Objective) -> np.ndarray:
+    """The non-dominated points of (x, y), sorted along x."""
+    F = points * np.array([x.sign, y.sign])
+    front = points[pareto_mask(F)]
+    return front[np.argsort(front[:, 0])]
+
+
+def _step(ax, front: np.ndarray, x: Objective, y: Objective, **style) -> None:
+    # A staircase through the front: what each x buys at best.
+    where = "pre" if (x.direction == "min") == (y.direction == "max") else "post"
+    ax.step(front[:, 0], front[:, 1], where=where, **style)
+
+
+def plot_pairs(runs: Sequence[Series], objectives: Sequence[Objective], folder: Path,
+               baselines: Sequence[Series] = ()) -> list[Path]:
+    out = []
+    for x, y in combinations(objectives, 2):
+        fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+        for i, run in enumerate(runs):
+            pts = np.array([[r[x.name], r[y.name]] for r in run.rows])
+            color = COLORS[i % len(COLORS)]
+            ax.scatter(pts[:, 0], pts[:, 1], s=12, alpha=0.3, color=color, label=f"{run.label}: measured ({len(pts)})")
+            front = _front_2d(pts, x, y)
+            _step(ax, front, x, y, color=color, lw=1.8, label=f"{run.label}: front ({len(front)})")
+            ax.scatter(front[:, 0], front[:, 1], s=22, color=color, zorder=3)
+        for j, base in enumerate(baselines):
+            pts = np.array([[r[x.name], r[y.name]] for r in base.rows])
+            color, marker = "black", "*^sXD"[j % 5]
+            ax.scatter(pts[:, 0], pts[:, 1], s=60, marker=marker, color=color, zorder=4, label=base.label)
+            if len(pts) > 2:
+                _step(ax, _front_2d(pts, x, y), x, y, color=color, lw=1, ls="--")
+        ax.set_xlabel(x.label())
+        ax.set_ylabel(y.label())
+        ax.set_title(f"{y.name} vs {x.name}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        path = folder / f"pareto_{x.name}_{y.name}.png".replace("@", "-")
+        fig.savefig(path)
+        plt.close(fig)
+        out.append(path)
+    return out
+
+
+def hypervolume_curves(runs: Sequence[Series], objectives: Sequence[Objective]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per run, the hypervolume after each measurement, in the box from the best value of each objective
+    over all runs (0) to one reference point for all runs (1), so that 1 is unreachable and runs compare."""
+    everything = to_min_form([r for run in runs for r in run.rows], objectives)
+    reference, ideal = reference_from(everything), everything.min(axis=0)
+    scale = np.where(reference > ideal, reference - ideal, 1.0)
+    curves = []
+    for run in runs:
+        F = (to_min_form(run.rows, objectives) - ideal) / scale
+        curves.append(np.array([hypervolume(F[:n][pareto_mask(F[:n])], np.ones(len(objectives)))
+                                for n in range(1, len(F) + 1)]))
+    return curves, reference
+
+
+def plot_hypervolume(runs: Sequence[Series], objectives: Sequence[Objective], folder: Path) -> Path:
+    curves, _ = hypervolume_curves(runs, objectives)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for i, (run, curve) in enumerate(zip(runs, curves)):
+        ax.plot(np.arange(1, len(curve) + 1), curve, color=COLORS[i % len(COLORS)], lw=1.8, label=run.label)
+    ax.set_xlabel("archs measured")
+    ax.set_ylabel("hypervolume (normalized objectives, higher is better)")
+    ax.set_title("hypervolume of the measured front: " + ", ".join(str(o) for o in objectives))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = folder / "hypervolume.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,259 @@
+"""``hynas run``: the whole job in one call, each phase resumable in the run folder.
+
+1. train the supernet (skipped when the checkpoint has every epoch; continued when it has some);
+2. profile this machine: a latency lookup table per measured hardware profile (``lut_<profile>.json``),
+   the artefact that lets the same search run later without the device;
+3. search (continues the run's study to its budget);
+4. validate the measured front on the test split, measure its latency again, and evaluate the
+   baselines: the largest and smallest subnet, and every front subnet at uniform int8 (``validated.csv``,
+   ``baselines.csv``);
+5. export the most accurate, the fastest and the knee of the front (``export/trial-N``);
+6. plot and write ``report.md``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from results.plots import Series, plot_hypervolume, plot_pairs
+from results.report import ReportInput, write_report
+from results.store import Record
+from search_engine.job import SearchJob, build_job, make_evaluator, run_job
+from search_space.arch import Arch
+from search_space.config import ExperimentConfig, load_hardware
+from search_space.errors import ConfigError
+from search_space.files import atomic_write_text
+from search_space.hybrid import HybridSpace
+
+log = logging.getLogger("hynas.run")
+EXPORTS = ("most accurate", "fastest", "knee")
+
+
+@dataclass(frozen=True)
+class PipelineOutcome:
+    report: Path
+    front: list[dict]
+    exports: list[tuple[str, Path]]
+    seconds: dict[str, float]
+
+
+def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
+                 progress: bool = True) -> PipelineOutcome:
+    job = build_job(config)
+    if not isinstance(job.space, HybridSpace):
+        raise ConfigError(f"{config.source}: `run` trains a supernet; space {config.space!r} is a table "
+                          "(use `hynas search` for tabular benchmarks)")
+    seconds: dict[str, float] = {}
+
+    def phase(name: str, work):
+        log.info("phase %s", name)
+        start = time.perf_counter()
+        result = work()
+        seconds[name] = time.perf_counter() - start
+        return result
+
+    phase("train", lambda: _train(config, job.space, run_dir, progress))
+    phase("profile", lambda: _profile(config, job.space, run_dir, progress))
+    _, outcome = phase("search", lambda: run_job(config, run_dir, storage, progress, job=job))
+    validated, baselines = phase("validate", lambda: _validate(config, job, run_dir, outcome.front, progress))
+    exports = phase("export", lambda: _export(config, run_dir, validated, job))
+    plots = phase("plot", lambda: _plots(job, run_dir, outcome.records, baselines))
+    report = write_report(run_dir, _report_input(config, job, outcome, validated, baselines, plots, exports, seconds))
+    return PipelineOutcome(report, validated, exports, seconds)
+
+
+def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress: bool) -> None:
+    from supernet.checkpoint import load_checkpoint
+    from supernet.data import load_dataset
+    from supernet.train import train_supernet
+
+    checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt"
+    if config.checkpoint:
+        load_checkpoint(checkpoint, space)  # a given checkpoint is used as it is
+        log.info("using the supernet checkpoint %s", checkpoint)
+        return
+    resume = checkpoint.is_file()
+    if resume and load_checkpoint(checkpoint, space).get("epoch", 0) >= config.train.epochs:
+        log.info("supernet already trained (%s)", checkpoint)
+        return
+    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+    train_supernet(space, data, config.train, config.seed, checkpoint, resume=resume, device=config.device,
+                   progress=progress)
+
+
+def _profile(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress: bool) -> None:
+    from predictors.lut import LatencyTable
+    from search_engine.profiling import profile_space
+
+    for name in config.hardware:
+        profile = load_hardware(name)
+        if profile.lut is not None:
+            continue  # this profile already predicts from a table
+        out = run_dir / f"lut_{profile.name}.json"
+        if out.is_file() and LatencyTable.load(out, space).complete:
+            continue
+        profile_space(space, profile, out, resume=out.is_file(), seed=config.seed, progress=progress)
+
+
+def uniform_int8(space: HybridSpace, arch: Arch) -> Arch | None:
+    """``arch`` with every layer at 8-bit weights and activations (None if the space has no 8 bits)."""
+    q = space.quantization
+    if 8 not in q.weight_bits or 8 not in q.act_bits:
+        return None
+    return space.arch_from_str(re.sub(r"_w\d+a\d+", "_w8a8", arch.to_str()))
+
+
+def _rows_csv(rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _read_rows(path: Path) -> list[dict]:
+    rows = list(csv.DictReader(path.open()))
+    return [{k: _number(v) for k, v in r.items()} for r in rows]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: list[Record],
+              progress: bool) -> tuple[list[dict], list[dict]]:
+    validated_csv, baselines_csv = run_dir / "validated.csv", run_dir / "baselines.csv"
+    front_archs = {r.arch for r in front}
+    if validated_csv.is_file() and baselines_csv.is_file():
+        validated = _read_rows(validated_csv)
+        if {r["arch"] for r in validated} == front_archs:
+            return validated, _read_rows(baselines_csv)
+    from supernet.calibration import subnet_accuracy
+    from supernet.trained import load_trained
+
+    space = job.space
+    trained = load_trained(config, Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt")
+    evaluator = make_evaluator(job, config, run_dir)
+    names = [o.name for o in job.objectives]
+
+    def measure(arch: Arch) -> dict:
+        values = evaluator.evaluate([arch])[0].values
+        test = subnet_accuracy(trained.supernet, arch, trained.data.train, trained.data.test, config.train.bn_batches)
+        return {**{n: values[n] for n in names if n in values}, "test_accuracy": test}
+
+    validated = []
+    for r in tqdm(front, desc="validate front", unit="subnet", disable=not progress):
+        again = measure(space.arch_from_str(r.arch))
+        row = {"trial": r.number, "arch": r.arch, **{n: r.values[n] for n in names},
+               "test_accuracy": again["test_accuracy"]}
+        row.update({f"{n}_again": again[n] for n in names if n.startswith("latency_ms") and n in again})
+        validated.append(row)
+    candidates = [("largest", space.largest()), ("smallest", space.smallest())]
+    candidates += [(f"uniform int8 of trial {r.number}", a) for r in front
+                   if (a := uniform_int8(space, space.arch_from_str(r.arch))) is not None]
+    baselines = [{"baseline": label, "arch": arch.to_str(), **measure(arch)}
+                 for label, arch in tqdm(candidates, desc="baselines", unit="subnet", disable=not progress)]
+    atomic_write_text(validated_csv, _rows_csv(validated))
+    atomic_write_text(baselines_csv, _rows_csv(baselines))
+    return validated, baselines
+
+
+def pick_exports(validated: list[dict], job: SearchJob) -> list[tuple[str, dict]]:
+    """The most accurate, the fastest and the knee (closest to the ideal point, objectives scaled to
+    [0, 1] over the front) of the validated front; each subnet once."""
+    if not validated:
+        return []
+    objectives = job.objectives
+    F = np.array([[r[o.name] * o.sign for o in objectives] for r in validated], dtype=float)
+    span = np.where(np.ptp(F, axis=0) > 0, np.ptp(F, axis=0), 1.0)
+    knee = int(np.argmin(np.linalg.norm((F - F.min(axis=0)) / span, axis=1)))
+    chosen = {"most accurate": int(np.argmin(F[:, 0]))}
+    latency = [i for i, o in enumerate(objectives) if o.base == "latency_ms"]
+    if latency:
+        chosen["fastest"] = int(np.argmin(F[:, latency[0]]))
+    chosen["knee"] = knee
+    out, seen = [], set()
+    for what, i in chosen.items():
+        if i not in seen:
+            seen.add(i)
+            out.append((what, validated[i]))
+    return out
+
+
+def _export(config: ExperimentConfig, run_dir: Path, validated: list[dict], job: SearchJob) -> list[tuple[str, Path]]:
+    from search_engine.deploy import Pick, export_pick, open_finished_run
+    from supernet.export import ExportError
+    from supernet.trained import load_trained
+
+    picks = pick_exports(validated, job)
+    run = open_finished_run(run_dir)
+    trained = None
+    out = []
+    for what, row in picks:
+        folder = run_dir / "export" / f"trial-{int(row['trial'])}"
+        what = f"{what}: trial {int(row['trial'])}"
+        if not (folder / "README.md").is_file():
+            trained = trained or load_trained(config, run.checkpoint)
+            record = next(r for r in run.records if r.number == int(row["trial"]))
+            try:
+                export_pick(run, trained, Pick(job.space.arch_from_str(record.arch), folder.name, record), folder)
+            except ExportError as err:  # the artefacts and their README are there; the report says what failed
+                log.warning("%s", err)
+                what += " (a check FAILED: see its README)"
+        out.append((what, folder))
+    return out
+
+
+def group_baselines(baselines: list[dict], objectives) -> list[Series]:
+    """Baseline rows as plot series: largest, smallest, uniform int8 (of every front subnet)."""
+    groups: dict[str, list[dict]] = {}
+    for b in baselines:
+        groups.setdefault("uniform int8" if str(b["baseline"]).startswith("uniform") else str(b["baseline"]),
+                          []).append(b)
+    return [Series(name, rows) for name, rows in groups.items() if all(o.name in rows[0] for o in objectives)]
+
+
+def baseline_series(path: Path, objectives) -> list[Series]:
+    return group_baselines(_read_rows(path), objectives)
+
+
+def _plots(job: SearchJob, run_dir: Path, records: list[Record], baselines: list[dict]) -> list[Path]:
+    rows = [r.values for r in records]
+    plots = plot_pairs([Series("search", rows)], job.objectives, run_dir, group_baselines(baselines, job.objectives))
+    plots.append(plot_hypervolume([Series("search", rows)], job.objectives, run_dir))
+    return plots
+
+
+def _report_input(config, job, outcome, validated, baselines, plots, exports, seconds) -> ReportInput:
+    names = [o.name for o in job.objectives]
+    again = [n for n in names if n.startswith("latency_ms")]
+    front_cols = [("trial", "trial"), ("arch", "arch")] + [(o.name, o.label()) for o in job.objectives]
+    front_cols += [("test_accuracy", "test accuracy [%]")] + [(f"{n}_again", f"{n} measured again") for n in again]
+    base_cols = [("baseline", "baseline"), ("arch", "arch")] + [(n, n) for n in names] + \
+        [("test_accuracy", "test accuracy [%]")]
+    best = max(validated, key=lambda r: r["test_accuracy"]) if validated else None
+    summary = [f"space `{job.space.name}` ({job.space.size():,} archs), data `{config.data.dataset}`, "
+               f"supernet trained {config.train.epochs} epochs",
+               f"search `{config.search.strategy}`, {len(outcome.records)} archs measured, objectives "
+               + ", ".join(map(str, job.objectives)) + f", hardware {', '.join(config.hardware)}",
+               "time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
+    if best:
+        summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")
+    notes = ["4- and 6-bit weights are simulated (fake quantization) for accuracy and counted at their width for "
+             "size; on a CPU they run as int8. 8-bit layers run as real int8 in ONNX Runtime.",
+             "Measured latency varies between runs and machines; the same seed gives the same protocol, not the "
+             "same numbers. `*_again` columns show how much."]
+    return ReportInput(f"hynas run `{config.name}`", summary, job.objectives, validated, front_cols, baselines,
+                       base_cols, plots, exports, notes)
