@@ -12,11 +12,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The main job on the embedded MNIST digits: train the supernet, then search it (same run folder).
+# The whole job on the embedded MNIST digits: train, profile, search, validate, export, plot, report.
+# A second `make demo` continues (or reuses) runs/demo phase by phase.
 demo: $(STAMP)
 	$(PY) search.py space info --config configs/demo.yaml --samples 0
-	$(PY) search.py train --config configs/demo.yaml --force
-	$(PY) search.py search --config configs/demo.yaml --resume
+	$(PY) search.py run --config configs/demo.yaml $$(test -d runs/demo && echo --resume)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

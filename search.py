@@ -160,7 +160,7 @@ def _search_overrides(args: argparse.Namespace) -> list[str]:
     sets = list(args.overrides)
     flags = {"space": "space", "table": "table", "budget": "search.budget", "time_limit": "search.time_limit_s",
              "batch_size": "search.batch_size", "strategy": "search.strategy", "runner": "search.runner",
-             "workers": "search.workers", "seed": "seed"}
+             "workers": "search.workers", "address": "search.address", "seed": "seed"}
     for attr, key in flags.items():
         if getattr(args, attr, None) is not None:
             sets.append(f"{key}={getattr(args, attr)}")
@@ -178,8 +178,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     from search_engine.job import build_job, run_job, true_front_hypervolume
     from search_engine.run_folder import open_run
 
-    if args.address:
-        raise HynasError("--address joins a Ray cluster, and the ray runner is not delivered yet in this version")
     config = load_config(args.config, _search_overrides(args))
     job = build_job(config)  # validate everything before touching the run folder
     if args.storage:

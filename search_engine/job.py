@@ -15,7 +15,7 @@ from results.store import ResultsStore
 from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
-from search_engine.runners import RUNNERS
+from search_engine.runners import RUNNERS, load_runner
 from search_engine.strategies import STRATEGIES, Strategy
 from search_space.config import ExperimentConfig, load_hardware, load_space
 from search_space.costs import arch_costs
@@ -63,7 +63,9 @@ def build_job(config: ExperimentConfig) -> SearchJob:
             raise ConfigError(f"{config.source}: search.reference: give a value for every objective; missing {missing}")
         reference = np.array([ref[o.name] * o.sign for o in objectives])
     s = config.search
-    STRATEGIES.get(s.strategy), RUNNERS.get(s.runner), PREDICTORS.get(s.predictor)  # unknown names fail here
+    STRATEGIES.get(s.strategy), PREDICTORS.get(s.predictor)  # unknown names fail here
+    if s.runner != "ray":
+        RUNNERS.get(s.runner)
     for name in config.hardware:
         profile = load_hardware(name)
         if profile.lut is not None and isinstance(space, HybridSpace):
@@ -107,6 +109,17 @@ def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:
         if config.search.strategy == "linas" else {}
     return STRATEGIES.get(config.search.strategy)(space, job.objectives, job.constraints, seed=config.seed,
                                                   precheck=precheck, exact=exact, **options)
+
+
+@dataclass(frozen=True)
+class EvaluatorRecipe:
+    """How to build the job's evaluators, picklable: a Ray worker calls it once to build its own."""
+
+    config: ExperimentConfig
+    run_dir: Path
+
+    def __call__(self):
+        return make_evaluator(build_job(self.config), self.config, self.run_dir)
 
 
 def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path):
@@ -170,7 +183,10 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     lower, upper = job.space.bounds()
     store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)
     strategy = make_strategy(job, config)
-    runner = RUNNERS.get(config.search.runner)(make_evaluator(job, config, run_dir), workers=config.search.workers)
+    node = next((p.node for p in map(load_hardware, config.hardware) if p.node and p.lut is None), None)
+    threads = max((p.threads for p in map(load_hardware, config.hardware)), default=1)
+    runner = load_runner(config.search.runner)(EvaluatorRecipe(config, run_dir), workers=config.search.workers,
+                                               address=config.search.address, threads=threads, node=node)
     log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
              config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),
              job.budget.archs, url)

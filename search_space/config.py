@@ -155,6 +155,7 @@ class SearchConfig:
     inner: Literal["nsga2", "nsga3", "agemoea"] = "nsga2"  # linas: the search run on the predictors
     runner: str = "local"
     workers: int = 1
+    address: str | None = None  # Ray cluster to join (``auto`` or ``ray://host:10001``); None: a local instance
     reference: dict[str, float] = field(default_factory=dict)  # HV reference point per objective
 
     def __post_init__(self) -> None:

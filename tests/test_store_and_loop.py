@@ -23,7 +23,7 @@ def _store(nb201_space, url, name="s"):
 
 
 def _run(nb201_space, store, seed, budget, strategy="random"):
-    runner = RUNNERS.get("local")(EVALUATORS.get("table")(nb201_space))
+    runner = RUNNERS.get("local")(lambda: EVALUATORS.get("table")(nb201_space))
     strat = STRATEGIES.get(strategy)(nb201_space, OBJ, seed=seed)
     return run_search(nb201_space, OBJ, (), strat, runner, store, Budget(budget), batch_size=5, initial=10,
                       progress=False)
@@ -123,7 +123,7 @@ def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency <= 5"], "latency"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency_raspi4_ms < = 5"], "parse"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--budget", "0"], "budget"),
-    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--runner", "ray"], "runner"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--runner", "rey"], "runner"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--storage", "nosuchdb://x"], "storage"),
 ])
 def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, capsys, argv, named):
@@ -141,7 +141,7 @@ def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, cap
 
 def test_wall_clock_budget_stops_between_batches(nb201_space, tmp_path):
     store = _store(nb201_space, f"sqlite:///{tmp_path}/t.db")
-    runner = RUNNERS.get("local")(EVALUATORS.get("table")(nb201_space))
+    runner = RUNNERS.get("local")(lambda: EVALUATORS.get("table")(nb201_space))
     strat = STRATEGIES.get("random")(nb201_space, OBJ, seed=0)
     outcome = run_search(nb201_space, OBJ, (), strat, runner, store, Budget(1000, seconds=1e-9), batch_size=5,
                          initial=5, progress=False)

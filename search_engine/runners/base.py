@@ -1,7 +1,9 @@
 """The runner contract: ``submit(archs)`` yields ``(arch, Metrics | Exception)`` as each finishes.
 
 Order of completion may differ from submission (the Ray runner hands out archs as workers
-free up). A runner never raises for one arch's failure: it yields the exception.
+free up). A runner never raises for one arch's failure: it yields the exception. A runner is
+built from ``build_evaluator``, a picklable zero-argument callable, so that each worker builds
+(and loads the supernet for) its own evaluator once.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from search_engine.evaluators.base import Evaluator
@@ -16,8 +16,8 @@ log = logging.getLogger("hynas.runner")
 
 @RUNNERS.register("local")
 class LocalRunner:
-    def __init__(self, evaluator: Evaluator, workers: int = 1, **_: Any) -> None:
-        self.evaluator = evaluator
+    def __init__(self, build_evaluator: Callable[[], Evaluator], workers: int = 1, **_: Any) -> None:
+        self.evaluator = build_evaluator()
 
     def submit(self, archs: Sequence[Any]) -> Iterator[tuple[Any, Metrics | Exception]]:
         for arch in archs:

@@ -1,0 +1,68 @@
+"""Evaluation throughput of the Ray runner with 1 and 2 workers against the local runner, in one run,
+on the same archs of a trained supernet's space (accuracy + ONNX Runtime latency + size).
+
+    python benchmarks/ray_scaling.py --run runs/demo --archs 24
+
+Worker start-up (loading the supernet and data set) is timed apart from throughput: it is paid once
+per worker per search.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from search_engine.job import EvaluatorRecipe  # noqa: E402
+from search_engine.runners import load_runner  # noqa: E402
+from search_space import load_space  # noqa: E402
+from search_space.config import load_config  # noqa: E402
+
+
+def throughput(runner_name: str, recipe, archs, workers: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    runner = load_runner(runner_name)(recipe, workers=workers)
+    if runner_name == "ray":
+        runner.worker_pids()  # wait until every worker has built its evaluator
+    ready = time.perf_counter() - start
+    start = time.perf_counter()
+    done = sum(1 for _ in runner.submit(archs))
+    per_minute = 60 * done / (time.perf_counter() - start)
+    runner.close()
+    return per_minute, ready
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, default=Path("runs/demo"))
+    p.add_argument("--archs", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    config = load_config(str(a.run / "config.yaml"))
+    recipe = EvaluatorRecipe(config, a.run)
+    space = load_space(config.space)
+    rng = np.random.default_rng(a.seed)
+    rows = []
+    for name, workers in (("local", 1), ("ray", 1), ("ray", 2)):
+        archs = [space.sample(rng) for _ in range(a.archs)]  # fresh archs: no evaluator cache helps
+        rows.append((name, workers, *throughput(name, recipe, archs, workers)))
+    ray.shutdown()
+    local = rows[0][2]
+    print(f"{a.archs} archs per configuration, {config.space}, objectives {', '.join(config.search.objectives)}, "
+          f"hardware {', '.join(config.hardware)}")
+    print(f"{'runner':8s} {'workers':>7s} {'archs/min':>10s} {'vs local':>9s} {'start-up s':>11s}")
+    for name, workers, per_minute, ready in rows:
+        print(f"{name:8s} {workers:7d} {per_minute:10.1f} {per_minute / local:8.2f}x {ready:11.1f}")
+    print(f"2 workers vs 1: {rows[2][2] / rows[1][2]:.2f}x; Ray overhead with 1 worker: "
+          f"{100 * (1 - rows[1][2] / local):.1f} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""``ray``: a pool of Ray actors, each building its evaluators once (loading the supernet and the data
+set), evaluating archs as they are handed out: a new arch goes to whichever worker frees up first,
+so a slow arch does not stall the others.
+
+Faults: an actor whose process dies is restarted by Ray (``max_restarts``) and the arch it held is
+run again (``max_task_retries``); past those bounds the arch is yielded as failed and the actor
+replaced. An exception raised by the evaluation itself is the arch's failure (recorded, the search
+goes on), except a ``HynasError`` (bad setup), which stops the run. The driver writes each result to
+the store as it arrives (see ``loop.run_search``), so a killed driver loses only the archs in flight.
+
+Without an address a local Ray instance is started (dashboard off); ``address`` (``auto`` or
+``ray://host:10001``) joins a cluster, whose nodes need hynas installed and the run's files
+(checkpoint, data, table) at the same paths. A hardware profile with ``node: <ip>`` places every
+worker on that node, so that all latencies come from one device.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from search_engine.evaluators.base import Evaluator
+from search_engine.runners.base import RUNNERS
+from search_space.errors import ConfigError, HynasError
+from search_space.objectives import Metrics
+
+log = logging.getLogger("hynas.runner")
+ACTOR_RESTARTS = 3  # per actor: process deaths Ray recovers from by restarting it
+TASK_RETRIES = 2  # per arch: re-runs after its worker died
+
+
+@ray.remote(num_cpus=1, max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES)
+class EvaluatorActor:
+    def __init__(self, build_evaluator: Callable[[], Evaluator], threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)  # one core per worker: measurements stay comparable
+        self.evaluator = build_evaluator()
+        self.host = socket.gethostname()
+
+    def evaluate(self, arch: Any) -> Metrics:
+        (metrics,) = self.evaluator.evaluate([arch])
+        return Metrics(metrics.values, metrics.seconds, {**metrics.meta, "worker_host": self.host,
+                                                         "worker_pid": os.getpid()})
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def start_ray(address: str | None, workers: int) -> bool:
+    """Connect to ``address`` or start a local instance; True when this call started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"--address {address}: cannot join the Ray cluster ({err})") from None
+    return True
+
+
+@RUNNERS.register("ray")
+class RayRunner:
+    def __init__(self, build_evaluator: Callable[[], Evaluator], workers: int = 2, address: str | None = None,
+                 threads: int = 1, node: str | None = None, **_: Any) -> None:
+        self._owns_ray = start_ray(address, workers)
+        options = {"resources": {f"node:{node}": 0.001}} if node else {}
+        self._make = lambda: EvaluatorActor.options(**options).remote(build_evaluator, threads)
+        self.actors = [self._make() for _ in range(workers)]
+        log.info("ray runner: %d workers on %s", workers, address or "a local Ray instance")
+
+    def submit(self, archs: Sequence[Any]) -> Iterator[tuple[Any, Metrics | Exception]]:
+        queue, idle, pending = list(archs), list(self.actors), {}
+        while queue or pending:
+            while queue and idle:
+                actor = idle.pop()
+                arch = queue.pop(0)
+                pending[actor.evaluate.remote(arch)] = (arch, actor)
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            arch, actor = pending.pop(ref)
+            try:
+                yield arch, ray.get(ref)
+                idle.append(actor)
+            except RayTaskError as err:  # the evaluation raised: this arch's failure
+                cause = err.cause if isinstance(err.cause, BaseException) else err
+                if isinstance(cause, HynasError):
+                    raise cause from None
+                log.warning("evaluation of %s failed: %s: %s", arch, type(cause).__name__, cause)
+                idle.append(actor)
+                yield arch, cause
+            except RayActorError as err:  # the worker died more often than Ray restarts it
+                log.warning("worker lost while evaluating %s (%s); replacing it", arch, err)
+                self.actors.remove(actor)
+                replacement = self._make()
+                self.actors.append(replacement)
+                idle.append(replacement)
+                yield arch, err
+
+    def worker_pids(self) -> list[int]:
+        return ray.get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+        if self._owns_ray:
+            ray.shutdown()

@@ -1,0 +1,191 @@
+"""The whole job from the CLI, in process: run, export, finetune, plot; and bad input everywhere."""
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import search
+from search_space.config import load_config
+from supernet.checkpoint import load_checkpoint
+from supernet.model import Supernet
+from supernet.trained import load_trained
+from tests.conftest import FAST_ORT, TINY, run_cli
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tiny_run, tmp_path_factory):
+    """`hynas run` on the tiny supernet's checkpoint (so the train phase is a check, not training)."""
+    trained_folder, trained_run = tiny_run
+    folder = tmp_path_factory.mktemp("pipeline")
+    (folder / "fast_ort.yaml").write_text(yaml.safe_dump(FAST_ORT))
+    config = dict(TINY, name="pipe", hardware=[str(folder / "fast_ort.yaml")],
+                  checkpoint=str(trained_run / "supernet.pt"),
+                  search={**TINY["search"], "budget": 10, "batch_size": 5, "initial": 5})
+    (folder / "pipe.yaml").write_text(yaml.safe_dump(config))
+    run = folder / "run"
+    assert search.main(["run", "--config", str(folder / "pipe.yaml"), "--out", str(run), "-q"]) == 0
+    return folder, run
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
+    _, run = pipeline_run
+    report = (run / "report.md").read_text()
+    assert "## Measured front" in report and "## Baselines" in report and "uniform int8" in report
+    for png in ("pareto_accuracy_latency_ms.png", "pareto_accuracy_size_mb.png", "pareto_latency_ms_size_mb.png",
+                "hypervolume.png"):
+        assert (run / png).stat().st_size > 10_000 and f"({png})" in report
+    assert (run / "lut_fast_ort.json").is_file()
+    validated = (run / "validated.csv").read_text().splitlines()
+    assert validated[0].startswith("trial,arch,accuracy,latency_ms,size_mb,test_accuracy")
+    exports = sorted((run / "export").iterdir())
+    assert 1 <= len(exports) <= 3
+    for folder in exports:
+        info = yaml.safe_load((folder / "arch.yaml").read_text())
+        checks = info["checks"]
+        assert checks["model.pt"] <= 1e-4 and checks["model.pt2"] <= 1e-4 and checks["model_fp32.onnx"] <= 1e-3
+        assert {"model.pt", "model.pt2", "model_fp32.onnx", "README.md", "space.yaml"} <= {p.name for p in folder.iterdir()}
+
+
+def test_exported_program_reproduces_the_supernet(pipeline_run):
+    folder, run = pipeline_run
+    config = load_config(str(folder / "pipe.yaml"))
+    trained = load_trained(config, Path(config.checkpoint))
+    most_accurate = max(yaml.safe_load(p.read_text())["metrics"]["accuracy"] for p in run.glob("export/*/arch.yaml"))
+    for arch_file in run.glob("export/*/arch.yaml"):
+        info = yaml.safe_load(arch_file.read_text())
+        arch = trained.space.arch_from_str(info["arch"])
+        from supernet.calibration import calibrated
+
+        x = trained.data.val.images[:64]
+        with calibrated(trained.supernet, arch, trained.data.train, config.train.bn_batches), torch.no_grad():
+            expected = trained.supernet(x, arch)
+        program = torch.export.load(arch_file.parent / "model.pt2").module()
+        with torch.no_grad():
+            assert (program(x) - expected).abs().max() <= 1e-4
+        if info["metrics"]["accuracy"] == most_accurate and "model_int8.onnx" in info["checks"]:
+            assert info["checks"]["model_int8.onnx"] >= 0.95
+
+
+def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
+    _, run = pipeline_run
+    trial = int((run / "validated.csv").read_text().splitlines()[1].split(",")[0])
+    code, err = run_cli(["finetune", str(run), "--trial", str(trial), "--epochs", "1", "-q"], capsys)
+    assert code == 0, err
+    checkpoint = run / "finetuned" / f"trial-{trial}" / "supernet.pt"
+    out = run.parent / "tuned_export"
+    code, err = run_cli(["export", str(run), "--trial", str(trial), "--out", str(out), "-q"], capsys)
+    assert code == 0, err
+    assert "Fine-tuned for 1 epochs" in (out / "README.md").read_text()
+    space = load_trained(load_config(str(run / "config.yaml")), checkpoint).space
+    state = load_checkpoint(checkpoint, space)
+    arch = space.arch_from_str(yaml.safe_load((out / "arch.yaml").read_text())["arch"])
+    model = Supernet(space).extract(arch).eval()
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    tuned = Supernet(space)
+    tuned.load_state_dict(state["model"])
+    original = Supernet(space)
+    original.load_state_dict(load_checkpoint(Path(load_config(str(run / "config.yaml")).checkpoint), space)["model"])
+    changed = [n for n, p in tuned.state_dict().items() if not torch.equal(p, original.state_dict()[n])]
+    assert changed  # fine-tuning changed weights, and the export carries them (it reproduced its own net)
+    assert state["finetune"]["after"]["val"] >= 0
+
+
+def test_run_resume_finishes_without_redoing_work(pipeline_run, capsys):
+    folder, run = pipeline_run
+    measured = (run / "measured.csv").read_text()
+    code, err = run_cli(["run", "--config", str(folder / "pipe.yaml"), "--out", str(run), "--resume", "-q"], capsys)
+    assert code == 0, err
+    assert (run / "measured.csv").read_text() == measured  # the budget was already spent: nothing re-measured
+
+
+def test_plot_compares_runs(pipeline_run, tmp_path, capsys):
+    _, run = pipeline_run
+    code, err = run_cli(["plot", str(run), str(run), "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert (tmp_path / "hypervolume.png").stat().st_size > 10_000
+
+
+BAD = [
+    # (argv builder given (folder, run), words the one line must contain)
+    (lambda f, r: ["run", "--config", str(f / "nope.yaml")], "not found"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r)], "--resume"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--force"], "contradict"),
+    (lambda f, r: ["run", "--config", str(f / "malformed.yaml"), "--out", str(r), "--resume"], "malformed.yaml"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "search.objectives=[accuracy:max,speed:min]"], "speed"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "search.constraints=['size_mb <= 0.00001']"], "no arch"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "search.strategy=annealing"], "strategy"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "train.lr=-1"], "lr"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "space=no_space"],
+     "no_space"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   f"hardware=[{f / 'missing_hw.yaml'}]"], "missing_hw.yaml"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   f"checkpoint={f / 'corrupt.pt'}"], "corrupt.pt"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   f"space={f / 'badblock.yaml'}"], "transformer"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "data.dataset=folder", "--set", f"data.path={f / 'no_images'}"], "no_images"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--seed", "x"], "invalid int"),
+    (lambda f, r: ["export", str(f / "not_a_run")], "not a run folder"),
+    (lambda f, r: ["export", str(r)], "exactly one"),
+    (lambda f, r: ["export", str(r), "--trial", "1", "--pick", "latency_ms<=1"], "exactly one"),
+    (lambda f, r: ["export", str(r), "--trial", "999"], "no such measured trial"),
+    (lambda f, r: ["export", str(r), "--pick", "latency_ms<=0.000001"], "satisfies"),
+    (lambda f, r: ["export", str(r), "--pick", "latency_ms<<1"], "cannot parse"),
+    (lambda f, r: ["export", str(r), "--pick", "speed<=1"], "speed"),
+    (lambda f, r: ["export", str(r), "--arch", "c99:conv_k3_e2_w8a8"], "c99"),
+    (lambda f, r: ["export", str(r), "--trial", "0", "--out", str(r)], "--force"),
+    (lambda f, r: ["finetune", str(r)], "exactly one"),
+    (lambda f, r: ["finetune", str(r), "--trial", "0", "--epochs", "0"], "must be positive"),
+    (lambda f, r: ["finetune", str(f / "not_a_run"), "--trial", "0"], "not a run folder"),
+    (lambda f, r: ["plot", str(f / "not_a_run")], "not a run folder"),
+    (lambda f, r: ["plot", str(r), str(f / "other_objectives")], "objectives"),
+    (lambda f, r: ["profile", "--out", str(r / "lut_fast_ort.json")], "--resume"),
+    (lambda f, r: ["profile", "--out", str(f / "absent.json"), "--resume"], "nothing to resume"),
+    (lambda f, r: ["profile", "--space", "nb201", "--out", str(f / "t.json")], "table"),
+    (lambda f, r: ["profile", "--space", "nosuch", "--out", str(f / "t.json")], "nosuch"),
+    (lambda f, r: ["profile", "--hardware", str(f / "malformed.yaml"), "--out", str(f / "t.json")], "malformed"),
+    (lambda f, r: ["space", "info", "nosuch_space"], "nosuch_space"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(pipeline_run):
+    folder, run = pipeline_run
+    (folder / "malformed.yaml").write_text("name: [unclosed\n")
+    (folder / "corrupt.pt").write_bytes(b"PK\x03\x04 half a zip")
+    space = yaml.safe_load((Path(search.__file__).parent / "configs/spaces/mnist_hybrid.yaml").read_text())
+    space["stages"][1]["blocks"] = ["conv", "transformer"]
+    (folder / "badblock.yaml").write_text(yaml.safe_dump(space))
+    (folder / "no_images").mkdir(exist_ok=True)
+    other = folder / "other_objectives"
+    other.mkdir(exist_ok=True)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["search"]["objectives"] = ["accuracy:max", "size_mb:min"]
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    (other / "measured.csv").write_text((run / "measured.csv").read_text())
+    return folder, run
+
+
+@pytest.mark.parametrize("argv,words", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_input_is_one_line_exit_2_and_leaves_the_run_alone(bad_inputs, capsys, argv, words):
+    folder, run = bad_inputs
+    before = _snapshot(run)
+    code, err = run_cli(argv(folder, run), capsys)
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert "Traceback" not in err[0]
+    assert _snapshot(run) == before
+
+
+def test_there_are_at_least_thirty_bad_inputs():
+    assert len(BAD) >= 30

@@ -1,0 +1,105 @@
+"""The Ray runner on a real local Ray instance (started once for the session), worker and driver faults."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from search_engine.job import run_job
+from search_space.config import load_config
+from tests.conftest import FAST_ORT, NB201_CSV, REPO, TINY, run_cli
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _archs(folder: Path) -> list[str]:
+    return [r["arch"] for r in csv.DictReader((folder / "measured.csv").open())]
+
+
+def test_ray_and_local_measure_the_same_archs(ray_session, tmp_path, capsys):
+    runs = {}
+    for runner in ("local", "ray"):
+        argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+                "test_acc:max,latency_raspi4_ms:min", "--strategy", "nsga2", "--budget", "40", "--batch-size", "8",
+                "--seed", "4", "--runner", runner, "--workers", "2", "--out", str(tmp_path / runner), "-q"]
+        code, err = run_cli(argv, capsys)
+        assert code == 0, err
+        runs[runner] = _archs(tmp_path / runner)
+    assert len(runs["ray"]) == 40 and set(runs["ray"]) == set(runs["local"])
+    hosts = {r["worker_host"] for r in csv.DictReader((tmp_path / "ray" / "measured.csv").open())}
+    assert hosts and all(hosts)  # every result says where it was measured
+
+
+@pytest.fixture(scope="module")
+def hybrid_config(tiny_run, tmp_path_factory):
+    """The tiny trained supernet searched for accuracy and ONNX Runtime latency."""
+    _, trained_run = tiny_run
+    folder = tmp_path_factory.mktemp("ray_hybrid")
+    (folder / "fast_ort.yaml").write_text(yaml.safe_dump(FAST_ORT))
+    config = dict(TINY, name="rayhybrid", hardware=[str(folder / "fast_ort.yaml")],
+                  checkpoint=str(trained_run / "supernet.pt"),
+                  search={**TINY["search"], "budget": 14, "batch_size": 4, "initial": 4, "strategy": "random"})
+    (folder / "hybrid.yaml").write_text(yaml.safe_dump(config))
+    return folder / "hybrid.yaml"
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_lost(ray_session, hybrid_config, tmp_path):
+    from ray.util.state import list_actors
+
+    config = load_config(str(hybrid_config), ["search.runner=ray", "search.workers=2"])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    outcome = {}
+    search = threading.Thread(target=lambda: outcome.update(result=run_job(config, run_dir, progress=False)))
+    search.start()
+    killed = None
+    deadline = time.monotonic() + 300
+    while killed is None and time.monotonic() < deadline and search.is_alive():
+        rows = _archs(run_dir) if (run_dir / "measured.csv").exists() else []
+        alive = [a for a in list_actors(filters=[("class_name", "=", "EvaluatorActor"), ("state", "=", "ALIVE")])
+                 if a.pid]
+        if len(rows) >= 4 and alive:  # mid-search: the first batch is stored, workers are busy with more
+            killed = alive[0].pid
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.2)
+    search.join(timeout=600)
+    assert killed is not None, "the search ended before a worker could be killed"
+    _, result = outcome["result"]
+    archs = _archs(run_dir)
+    assert len(archs) == 14 and len(set(archs)) == 14  # full budget, no arch lost or duplicated
+    assert result.failures == 0  # the arch the dead worker held was run again
+
+
+def test_a_killed_driver_resumes_and_loses_nothing(hybrid_config, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen([sys.executable, str(REPO / "search.py"), "search", "--config", str(hybrid_config),
+                               "--out", str(run_dir), "-q"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        if (run_dir / "measured.csv").exists() and len(_archs(run_dir)) >= 4:
+            break
+        time.sleep(0.1)
+    assert driver.poll() is None, "the driver finished before it could be killed"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    before = {r["arch"]: r["accuracy"] for r in csv.DictReader((run_dir / "measured.csv").open())}
+    code, err = run_cli(["search", "--config", str(hybrid_config), "--out", str(run_dir), "--resume", "-q"], capsys)
+    assert code == 0, err
+    after = {r["arch"]: r["accuracy"] for r in csv.DictReader((run_dir / "measured.csv").open())}
+    assert len(_archs(run_dir)) == 14 and len(after) == 14
+    assert all(after[arch] == acc for arch, acc in before.items())  # what was stored before the kill is kept
