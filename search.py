@@ -239,10 +239,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from search_engine.job import build_job
     from search_engine.pipeline import run_pipeline
     from search_engine.run_folder import open_run
+    from search_space.hybrid import HybridSpace
+    from supernet.data import load_dataset
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     config = load_config(args.config, overrides)
-    build_job(config)  # validate everything before touching the run folder
+    job = build_job(config)  # validate everything before touching the run folder, the data set too
+    if isinstance(job.space, HybridSpace):
+        load_dataset(config.data, job.space.input.channels, job.space.input.size, config.seed)
     if args.storage:
         from results.store import open_storage
 

@@ -70,6 +70,10 @@ def build_job(config: ExperimentConfig) -> SearchJob:
         profile = load_hardware(name)
         if profile.lut is not None and isinstance(space, HybridSpace):
             LatencyTable.load(Path(profile.lut), space)
+    if config.checkpoint and isinstance(space, HybridSpace):  # a given checkpoint must load before any run starts
+        from supernet.checkpoint import load_checkpoint
+
+        load_checkpoint(Path(config.checkpoint), space)
     initial = s.initial or max(10, 2 * s.batch_size)
     return SearchJob(space, objectives, constraints, Budget(s.budget, s.time_limit_s), s.batch_size,
                      min(initial, s.budget), reference)
