@@ -4,7 +4,8 @@ on the same archs of a trained supernet's space (accuracy + ONNX Runtime latency
     python benchmarks/ray_scaling.py --run runs/demo --archs 24
 
 Worker start-up (loading the supernet and data set) is timed apart from throughput: it is paid once
-per worker per search.
+per worker per search. Every evaluation runs on one torch thread, in the driver (local) as in each
+Ray worker, so the comparison is of the same work.
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     import ray
+    import torch
 
+    torch.set_num_threads(1)  # as each Ray worker does: one core per evaluation, the same work on both sides
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     config = load_config(str(a.run / "config.yaml"))
     recipe = EvaluatorRecipe(config, a.run)
