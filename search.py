@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = _sub(subs, "train", "train the supernet once (sandwich rule, in-place distillation, fake quantization)",
                    "hynas train --config configs/demo.yaml --set train.epochs=6")
     train_p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the config's, cpu)")
+    train_p.add_argument("--workers", type=_positive_int, default=1,
+                         help="data-parallel processes on Ray Train (torch DDP, gloo); 1 trains in this process")
+    train_p.add_argument("--address", help="Ray cluster for --workers (auto or ray://host:10001); default: local")
     train_p.set_defaults(handler=cmd_train)
 
     profile_p = _sub(subs, "profile", "measure every layer configuration of a space on this machine into a latency "
@@ -211,6 +214,7 @@ def _close_log(handler: logging.Handler) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from search_engine.run_folder import open_run
     from search_space.hybrid import HybridSpace
+    from supernet.checkpoint import load_checkpoint
     from supernet.data import load_dataset
     from supernet.train import train_supernet
 
@@ -222,16 +226,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
+    checkpoint = run_dir / "supernet.pt"
     try:
         log.info("training the supernet of %s on %s: %d train / %d validation images, %d epochs",
                  space.name, data.name, len(data.train), len(data.val), config.train.epochs)
-        outcome = train_supernet(space, data, config.train, config.seed, run_dir / "supernet.pt",
-                                 resume=args.resume, device=config.device, progress=not args.quiet)
+        if args.workers > 1:
+            from search_engine.distributed_train import train_on_ray
+
+            train_on_ray(space, config, checkpoint, args.workers, args.resume, args.address, run_dir)
+            history = load_checkpoint(checkpoint, space)["history"]
+        else:
+            history = train_supernet(space, data, config.train, config.seed, checkpoint, resume=args.resume,
+                                     device=config.device, progress=not args.quiet).history
     finally:
         _close_log(handler)
-    last = outcome.history[-1]
+    last = history[-1]
     print(f"supernet trained for {last['epoch']} epochs: validation accuracy largest {last['largest_val_acc']:.2f} %, "
-          f"smallest {last['smallest_val_acc']:.2f} %; checkpoint {outcome.checkpoint}")
+          f"smallest {last['smallest_val_acc']:.2f} %; checkpoint {checkpoint}")
     return 0
 
 

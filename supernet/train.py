@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from search_space.config import TrainConfig
@@ -52,7 +54,7 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def train_step(net: Supernet, space: HybridSpace, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
+def train_step(net: nn.Module, space: HybridSpace, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
                rng: np.random.Generator) -> float:
     """One sandwich-rule step's forward and backward passes (gradients accumulate; no optimizer step)."""
     logits = net(x, space.largest())
@@ -69,10 +71,28 @@ def train_step(net: Supernet, space: HybridSpace, cfg: TrainConfig, x: torch.Ten
     return float(loss.detach())
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of data-parallel training: every process draws the same batches and archs
+    (same seeds) and computes on its slice of each batch; gradients are averaged by the wrapper."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def chief(self) -> bool:
+        return self.rank == 0
+
+
 def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: int, checkpoint: Path,
                    resume: bool = False, device: str = "cpu", progress: bool = True,
-                   stop_after_epoch: int | None = None) -> TrainOutcome:
-    """Train (or continue training) the supernet of ``space``, checkpointing after every epoch."""
+                   stop_after_epoch: int | None = None, shard: Shard = Shard(),
+                   wrap: Callable[[Supernet], nn.Module] | None = None) -> TrainOutcome:
+    """Train (or continue training) the supernet of ``space``, checkpointing after every epoch.
+
+    Data-parallel: ``wrap`` (e.g. torch DDP) wraps the supernet for the forward and backward passes and
+    ``shard`` says which slice of each batch is this process's; only the chief evaluates and writes the
+    checkpoint, in the same format as single-process training."""
     torch.manual_seed(seed)
     net = Supernet(space).to(device)
     optimizer = make_optimizer(net, cfg)
@@ -86,6 +106,7 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], list(state["history"])
         log.info("resuming supernet training after epoch %d of %d", start_epoch, cfg.epochs)
+    model = wrap(net) if wrap is not None else net
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     for epoch in range(start_epoch, cfg.epochs):
@@ -94,24 +115,29 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
         rng = np.random.default_rng([seed, epoch])
         losses = []
         bar = tqdm(data.train.batches(cfg.batch_size, generator, augment=True), total=steps_per_epoch,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not progress, dynamic_ncols=True)
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not (progress and shard.chief),
+                   dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
             for group in optimizer.param_groups:
                 group["lr"] = _lr(cfg, epoch * steps_per_epoch + i, total)
+            if len(y) < shard.world:
+                continue  # a last batch too small to give every process a sample (the same on all of them)
             optimizer.zero_grad(set_to_none=True)
-            losses.append(train_step(net, space, cfg, x.to(device), y.to(device), rng))
+            x, y = x[shard.rank::shard.world], y[shard.rank::shard.world]
+            losses.append(train_step(model, space, cfg, x.to(device), y.to(device), rng))
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                  "largest_val_acc": subnet_accuracy(net, space.largest(), data.train, data.val, cfg.bn_batches),
-                  "smallest_val_acc": subnet_accuracy(net, space.smallest(), data.train, data.val, cfg.bn_batches)}
-        history.append(record)
-        log.info("epoch %d/%d: loss %.4f, largest %.2f %%, smallest %.2f %% (validation)", epoch + 1, cfg.epochs,
-                 record["loss"], record["largest_val_acc"], record["smallest_val_acc"])
-        save_checkpoint(checkpoint, {"space": to_plain(space), "model": net.state_dict(),
-                                     "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history,
-                                     "train": to_plain(cfg), "seed": seed})
+        if shard.chief:  # the other processes hold the same weights
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                      "largest_val_acc": subnet_accuracy(net, space.largest(), data.train, data.val, cfg.bn_batches),
+                      "smallest_val_acc": subnet_accuracy(net, space.smallest(), data.train, data.val, cfg.bn_batches)}
+            history.append(record)
+            log.info("epoch %d/%d: loss %.4f, largest %.2f %%, smallest %.2f %% (validation)", epoch + 1, cfg.epochs,
+                     record["loss"], record["largest_val_acc"], record["smallest_val_acc"])
+            save_checkpoint(checkpoint, {"space": to_plain(space), "model": net.state_dict(),
+                                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history,
+                                         "train": to_plain(cfg), "seed": seed})
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
     return TrainOutcome(net, history, checkpoint)

@@ -99,3 +99,20 @@ def test_a_killed_driver_resumes_and_loses_nothing(hybrid_config, tmp_path, caps
     after = {r["arch"]: r["accuracy"] for r in csv.DictReader((run_dir / "measured.csv").open())}
     assert len(_archs(run_dir)) == 14 and len(after) == 14
     assert all(after[arch] == acc for arch, acc in before.items())  # what was stored before the kill is kept
+
+
+def test_two_process_training_writes_a_checkpoint_that_loads_and_evaluates(ray_session, tiny_run, tmp_path, capsys):
+    folder, _ = tiny_run
+    out = tmp_path / "ddp"
+    code, err = run_cli(["train", "--config", str(folder / "tiny.yaml"), "--out", str(out), "--workers", "2",
+                         "--set", "train.epochs=1", "-q"], capsys)
+    assert code == 0, err
+    config = load_config(str(folder / "tiny.yaml"))
+    from supernet.calibration import subnet_accuracy
+    from supernet.checkpoint import load_checkpoint
+    from supernet.trained import load_trained
+
+    trained = load_trained(config, out / "supernet.pt")
+    accuracy = subnet_accuracy(trained.supernet, trained.space.largest(), trained.data.train, trained.data.val, 2)
+    assert accuracy > 20  # ten classes: better than chance after one epoch
+    assert load_checkpoint(out / "supernet.pt", trained.space)["epoch"] == 1
