@@ -11,21 +11,16 @@ from search_space.config import load_config
 from supernet.checkpoint import load_checkpoint
 from supernet.model import Supernet
 from supernet.trained import load_trained
-from tests.conftest import FAST_ORT, TINY, run_cli
+from tests.conftest import run_cli, write_trained_config
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tiny_run, tmp_path_factory):
     """`hynas run` on the tiny supernet's checkpoint (so the train phase is a check, not training)."""
-    trained_folder, trained_run = tiny_run
     folder = tmp_path_factory.mktemp("pipeline")
-    (folder / "fast_ort.yaml").write_text(yaml.safe_dump(FAST_ORT))
-    config = dict(TINY, name="pipe", hardware=[str(folder / "fast_ort.yaml")],
-                  checkpoint=str(trained_run / "supernet.pt"),
-                  search={**TINY["search"], "budget": 10, "batch_size": 5, "initial": 5})
-    (folder / "pipe.yaml").write_text(yaml.safe_dump(config))
+    config = write_trained_config(tiny_run, folder, "pipe", budget=10, batch_size=5, initial=5)
     run = folder / "run"
-    assert search.main(["run", "--config", str(folder / "pipe.yaml"), "--out", str(run), "-q"]) == 0
+    assert search.main(["run", "--config", str(config), "--out", str(run), "-q"]) == 0
     return folder, run
 
 

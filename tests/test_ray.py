@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from search_engine.job import run_job
 from search_space.config import load_config
-from tests.conftest import FAST_ORT, NB201_CSV, REPO, TINY, run_cli
+from tests.conftest import NB201_CSV, REPO, run_cli, write_trained_config
 
 ray = pytest.importorskip("ray")
 
@@ -46,14 +45,8 @@ def test_ray_and_local_measure_the_same_archs(ray_session, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def hybrid_config(tiny_run, tmp_path_factory):
     """The tiny trained supernet searched for accuracy and ONNX Runtime latency."""
-    _, trained_run = tiny_run
-    folder = tmp_path_factory.mktemp("ray_hybrid")
-    (folder / "fast_ort.yaml").write_text(yaml.safe_dump(FAST_ORT))
-    config = dict(TINY, name="rayhybrid", hardware=[str(folder / "fast_ort.yaml")],
-                  checkpoint=str(trained_run / "supernet.pt"),
-                  search={**TINY["search"], "budget": 14, "batch_size": 4, "initial": 4, "strategy": "random"})
-    (folder / "hybrid.yaml").write_text(yaml.safe_dump(config))
-    return folder / "hybrid.yaml"
+    return write_trained_config(tiny_run, tmp_path_factory.mktemp("ray_hybrid"), "rayhybrid", budget=14,
+                                batch_size=4, initial=4, strategy="random")
 
 
 def test_a_killed_worker_is_replaced_and_nothing_is_lost(ray_session, hybrid_config, tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from search_engine.evaluators import EVALUATORS
 from search_engine.strategies import STRATEGIES
-from search_space import Constraint, Metrics, Objective, arch_costs, load_space
+from search_space import Constraint, Metrics, Objective, arch_costs
 
 TAB_OBJECTIVES = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
 FAST = {"linas": {"initial": 10, "inner_population": 40, "inner_generations": 8}}
