@@ -1,11 +1,11 @@
 """``hynas profile``: measure every distinct layer of a space once on this machine and write a
-latency lookup table, then fit its constant on a few whole subnets.
+latency lookup table, then its constant and scale.
 
 Resumable: the table is rewritten (atomically) as layers are measured, and ``resume`` skips the
-layers it already holds. Each layer is stored net of the cost of
-calling a model with its input shape (measured on a no-op model). The constant and a scale are then
-fitted by least squares on ``fit_archs`` whole subnets: the largest, the smallest and random ones
-drawn with ``seed``; the fit's error on those subnets is recorded with them.
+layers it already holds. Each layer is stored net of the cost of calling a model with its input
+shape (measured on a no-op model). The constant is the measured latency of the frame every subnet
+shares (stem, pooling, classifier); the scale is fitted on ``fit_archs`` whole subnets (the largest,
+the smallest and random ones drawn with ``seed``); the error on those subnets is recorded.
 """
 from __future__ import annotations
 
@@ -60,6 +60,26 @@ def _start_table(space: HybridSpace, profile: HardwareProfile, out: Path, resume
     return old
 
 
+class _Frame(torch.nn.Module):
+    """What every subnet runs besides its searchable layers: stem, global pooling and classifier."""
+
+    def __init__(self, space: HybridSpace) -> None:
+        super().__init__()
+        stem = space.stem
+        self.stem = torch.nn.Conv2d(space.input.channels, stem.channels, stem.kernel, stem.stride, stem.kernel // 2)
+        self.head = torch.nn.Linear(stem.channels, space.input.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.stem(x)).mean(dim=(2, 3)))
+
+
+def frame_latency(meter: LatencyMeter, space: HybridSpace) -> float:
+    """The latency of a subnet with no searchable layer: the table's constant, measured, not fitted."""
+    bits = space.quantization.stem_head_bits
+    shape = (space.input.channels, space.input.size, space.input.size)
+    return meter.measure(_Frame(space).eval(), shape, () if meter.profile.runs_int8(bits, bits) else ("",))[0].median_ms
+
+
 def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resume: bool = False, seed: int = 0,
                   fit_archs: int = 16, progress: bool = True) -> LatencyTable:
     torch.manual_seed(seed)
@@ -94,9 +114,13 @@ def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resum
         measured.append(meter.measure_subnet(net.extract(arch, simulate_activations=False), space, arch)[0].median_ms)
         summed.append(table.layer_sum(space, arch, profile.runs_int8))
     measured, summed = np.array(measured), np.array(summed)
-    # Measured ~ constant + scale * sum: the constant holds the stem, head and per-call cost; the scale
-    # absorbs what isolated layers misstate on every layer alike (their own input quantization, cache state).
-    scale, constant = (float(v) for v in np.polyfit(summed, measured, 1))
+    # Measured ~ constant + scale * sum. The constant (stem, head, per-call cost) is measured on the frame
+    # alone; the scale, the median ratio over the subnets, absorbs what isolated layers misstate on every
+    # layer alike (their own input quantization, cache state). Both are robust to one noisy timing,
+    # where a least-squares line through 16 noisy points was not.
+    constant = frame_latency(meter, space)
+    scale = float(np.median((measured - constant) / np.maximum(summed, 1e-9)))
+    scale = scale if scale > 0 else 1.0
     error = np.abs(constant + scale * summed - measured) / measured
     table = replace(table, constant_ms=constant, scale=scale,
                     fit={"archs": len(archs), "median_abs_error": float(np.median(error)),
