@@ -161,8 +161,12 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
         row.update({f"{n}_again": again[n] for n in names if n.startswith("latency_ms") and n in again})
         validated.append(row)
     candidates = [("largest", space.largest()), ("smallest", space.smallest())]
+    if (anchor := uniform_int8(space, space.largest())) is not None:  # the SimQ-NAS comparison point
+        candidates.append(("uniform int8 of the largest", anchor))
     candidates += [(f"uniform int8 of trial {r.number}", a) for r in front
                    if (a := uniform_int8(space, space.arch_from_str(r.arch))) is not None]
+    seen: set[Arch] = set()
+    candidates = [(label, a) for label, a in candidates if not (a in seen or seen.add(a))]  # each arch once
     baselines = [{"baseline": label, "arch": arch.to_str(), **measure(arch)}
                  for label, arch in tqdm(candidates, desc="baselines", unit="subnet", disable=not progress)]
     atomic_write_text(validated_csv, _rows_csv(validated))

@@ -32,7 +32,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
     _, run = pipeline_run
     report = (run / "report.md").read_text()
-    assert "## Measured front" in report and "## Baselines" in report and "uniform int8" in report
+    assert "## Measured front" in report and "## Baselines" in report and "uniform int8 of the largest" in report
     for png in ("pareto_accuracy_latency_ms.png", "pareto_accuracy_size_mb.png", "pareto_latency_ms_size_mb.png",
                 "hypervolume.png"):
         assert (run / png).stat().st_size > 10_000 and f"({png})" in report
