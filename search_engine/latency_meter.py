@@ -22,7 +22,6 @@ from torch import nn
 
 from search_space.arch import Arch
 from search_space.config import HardwareProfile
-from search_space.costs import layer_configs
 from search_space.hybrid import HybridSpace
 from supernet import onnx_io
 
@@ -60,13 +59,13 @@ class LatencyMeter:
     def __init__(self, profile: HardwareProfile) -> None:
         self.profile = profile
 
-    def measure(self, model: nn.Module, input_shape: Sequence[int], float_prefixes: Sequence[str] = ("",),
+    def measure(self, model: nn.Module, input_shape: Sequence[int], float_prefixes: Sequence[str] = onnx_io.ALL_FLOAT,
                 calibration: np.ndarray | None = None, ranges: Mapping[str, tuple[float, float]] | None = None,
                 ) -> tuple[Timing, dict]:
         """Time ``model`` (eval mode) on a batch of ``input_shape`` (without the batch dimension).
 
-        onnxruntime: the nodes under ``float_prefixes`` stay float (the default ``("",)`` matches every
-        node: all float); the rest run in int8, with activation ranges from ``ranges`` (see
+        onnxruntime: the nodes under ``float_prefixes`` stay float (the default ``ALL_FLOAT`` matches every
+        node); the rest run in int8, with activation ranges from ``ranges`` (see
         ``onnx_io.quantize_int8``) or else from ``calibration`` images."""
         p = self.profile
         x = torch.zeros(p.batch_size, *input_shape)
@@ -82,7 +81,7 @@ class LatencyMeter:
                 torch.set_num_threads(previous)
         with tempfile.TemporaryDirectory(prefix="hynas-ort-") as tmp:
             path = onnx_io.export_onnx(model, x, Path(tmp) / "fp32.onnx")
-            all_float = "" in float_prefixes
+            all_float = tuple(float_prefixes) == onnx_io.ALL_FLOAT
             if not all_float:
                 if calibration is None:
                     calibration = np.random.default_rng(0).standard_normal((16, *input_shape)).astype(np.float32)
@@ -97,10 +96,8 @@ class LatencyMeter:
             return timing, {**meta, "precision": precision, "onnx_bytes": path.stat().st_size}
 
     def float_parts(self, space: HybridSpace, arch: Arch) -> tuple[str, ...]:
-        """The node-name prefixes of ``arch``'s extracted subnet that run in float; ``("",)``: all of it."""
-        bits = [(c.layer.wbits, c.layer.abits) for c in layer_configs(space, arch)]
-        prefixes = onnx_io.float_prefixes(bits, space.quantization.stem_head_bits, self.profile.runs_int8)
-        return tuple(prefixes) if len(prefixes) < len(bits) + 2 else ("",)
+        """The node-name prefixes of ``arch``'s extracted subnet that run in float on this profile."""
+        return onnx_io.float_prefixes(arch, space.quantization.stem_head_bits, self.profile.runs_int8)
 
     def measure_subnet(self, model: nn.Module, space: HybridSpace, arch: Arch, calibration: np.ndarray | None = None,
                        ranges: Mapping[str, tuple[float, float]] | None = None) -> tuple[Timing, dict]:

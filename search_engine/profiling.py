@@ -26,6 +26,7 @@ from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 from supernet.blocks import standalone_layer
+from supernet.onnx_io import ALL_FLOAT
 from supernet.model import Supernet
 
 log = logging.getLogger("hynas.profile")
@@ -77,7 +78,8 @@ def frame_latency(meter: LatencyMeter, space: HybridSpace) -> float:
     """The latency of a subnet with no searchable layer: the table's constant, measured, not fitted."""
     bits = space.quantization.stem_head_bits
     shape = (space.input.channels, space.input.size, space.input.size)
-    return meter.measure(_Frame(space).eval(), shape, () if meter.profile.runs_int8(bits, bits) else ("",))[0].median_ms
+    float_parts = () if meter.profile.runs_int8(bits, bits) else ALL_FLOAT
+    return meter.measure(_Frame(space).eval(), shape, float_parts)[0].median_ms
 
 
 def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resume: bool = False, seed: int = 0,
@@ -96,7 +98,7 @@ def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resum
         shape = (cfg.c_in, cfg.size_in, cfg.size_in)
         if shape[:2] not in overhead:
             overhead[shape[:2]] = meter.measure(_Identity(), shape)[0].median_ms
-        timing, _ = meter.measure(standalone_layer(cfg), shape, () if int8 else ("",))
+        timing, _ = meter.measure(standalone_layer(cfg), shape, () if int8 else ALL_FLOAT)
         # What one call costs whatever it runs (session, copies) is paid once per subnet, not per layer.
         layers[key] = max(0.0, timing.median_ms - overhead[shape[:2]])
         if time.monotonic() - last_save > SAVE_EVERY_S:

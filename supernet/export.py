@@ -81,9 +81,8 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
         float_logits = deployed(x).numpy()
     fp32_logits = onnx_io.run(onnx_io.session(folder / "model_fp32.onnx"), x.numpy())
     checks["model_fp32.onnx"] = float(np.abs(fp32_logits - float_logits).max())
-    bits = [(layer.wbits, layer.abits) for layer in arch.layers()]
-    prefixes = onnx_io.float_prefixes(bits, space.quantization.stem_head_bits, runs_int8)
-    if len(prefixes) < len(bits) + 2:
+    prefixes = onnx_io.float_prefixes(arch, space.quantization.stem_head_bits, runs_int8)
+    if prefixes != onnx_io.ALL_FLOAT:
         onnx_io.quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx",
                               data.train.images[:64].numpy(), prefixes, ranges)
         checks["model_int8.onnx"] = _agreement(folder / "model_int8.onnx", x, top1)

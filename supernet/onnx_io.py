@@ -26,6 +26,8 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from torch import nn
 
+from search_space.arch import Arch
+
 INPUT, OUTPUT = "input", "output"
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 
@@ -111,13 +113,18 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, floa
     return out_path
 
 
-def float_prefixes(layer_bits: Sequence[tuple[int, int]], stem_head_bits: int, runs_int8) -> list[str]:
-    """Node-name prefixes of the parts of an extracted ``SubNet`` that stay float: the layers (in forward
-    order, given as (weight bits, activation bits)) and the stem and head for which ``runs_int8`` is false."""
-    prefixes = [f"/layers/layers.{i}/" for i, (wb, ab) in enumerate(layer_bits) if not runs_int8(wb, ab)]
+ALL_FLOAT = ("",)  # the prefix of every node name: nothing runs in int8
+
+
+def float_prefixes(arch: Arch, stem_head_bits: int, runs_int8) -> tuple[str, ...]:
+    """Node-name prefixes of the parts of ``arch``'s extracted ``SubNet`` that stay float: the layers
+    and the stem and head for which ``runs_int8(weight bits, activation bits)`` is false; ``ALL_FLOAT``
+    when that is every part."""
+    layers = arch.layers()
+    prefixes = [f"/layers/layers.{i}/" for i, layer in enumerate(layers) if not runs_int8(layer.wbits, layer.abits)]
     if not runs_int8(stem_head_bits, stem_head_bits):
         prefixes += ["/stem/", "/head/"]
-    return prefixes
+    return ALL_FLOAT if len(prefixes) == len(layers) + 2 else tuple(prefixes)
 
 
 def session(path: Path, threads: int = 1) -> ort.InferenceSession:

@@ -19,6 +19,7 @@ from search_space.config import HardwareProfile
 from search_space.objectives import Metrics
 from supernet.calibration import calibrated
 from supernet.data import Split
+from supernet import onnx_io
 from supernet.model import Supernet
 
 
@@ -37,7 +38,7 @@ class LatencyEvaluator:
     def _one(self, arch: Arch) -> Metrics:
         start = time.perf_counter()
         net = self.supernet
-        int8, ranges, images = self.meter.float_parts(net.space, arch) != ("",), None, None
+        int8, ranges, images = self.meter.float_parts(net.space, arch) != onnx_io.ALL_FLOAT, None, None
         if int8:
             # The int8 model computes what the accuracy objective measured: BatchNorm statistics and
             # activation ranges recalibrated for this subnet. Float timing does not depend on them.
