@@ -8,6 +8,7 @@ A fine-tuned subnet lives in ``<run>/finetuned/<label>/``; exporting it says so.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
     if arch is not None:
         parsed = space.arch_from_str(arch)
         known = [r for r in run.records if r.arch == parsed.to_str()]
-        label = f"trial-{known[0].number}" if known else f"arch-{abs(hash(parsed.to_str())) % 10**8:08d}"
+        # A digest, not hash(): str hashes change between processes, and finetune and export must agree.
+        digest = hashlib.sha256(parsed.to_str().encode()).hexdigest()[:10]
+        label = f"trial-{known[0].number}" if known else f"arch-{digest}"
         return Pick(parsed, label, known[0] if known else None)
     names = sorted({k for r in run.records for k in r.values})
     constraints = [Constraint.parse(text.strip(), names, "--pick") for text in pick.split(",") if text.strip()]

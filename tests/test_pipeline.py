@@ -1,5 +1,8 @@
 """The whole job from the CLI, in process: run, export, finetune, plot; and bad input everywhere."""
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +187,13 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_run_alone(bad_inputs, capsy
 
 def test_there_are_at_least_thirty_bad_inputs():
     assert len(BAD) >= 30
+
+
+def test_an_unmeasured_arch_gets_the_same_folder_in_every_process(pipeline_run):
+    _, run = pipeline_run
+    code = ("from search_engine.deploy import open_finished_run, pick_subnet; from search_space import load_space; "
+            f"r = open_finished_run({str(run)!r}); print(pick_subnet(r, load_space('mnist_hybrid'), "
+            "arch='c16:conv_k3_e2_w4a8|c32:conv_k3_e4_w8a8').label)")
+    labels = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(search.__file__).parent,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
+    assert len(labels) == 1 and labels.pop().startswith("arch-")
