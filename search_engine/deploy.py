@@ -32,7 +32,7 @@ class FinishedRun:
 
     @property
     def checkpoint(self) -> Path:
-        return Path(self.config.checkpoint) if self.config.checkpoint else self.folder / "supernet.pt"
+        return self.config.checkpoint_path(self.folder)
 
 
 def open_finished_run(folder: str | Path, need_records: bool = True) -> FinishedRun:

@@ -126,8 +126,9 @@ class EvaluatorRecipe:
         return make_evaluator(build_job(self.config), self.config, self.run_dir)
 
 
-def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path):
-    """The evaluators of the job's objectives: a table lookup, or accuracy, latency and analytic costs."""
+def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trained=None):
+    """The evaluators of the job's objectives: a table lookup, or accuracy, latency and analytic costs.
+    ``trained``: the supernet with its data set, when the caller has loaded it already."""
     space = job.space
     if isinstance(space, TabularSpace):
         return EVALUATORS.get("table")(space)
@@ -136,12 +137,11 @@ def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path):
     latency = {name: _profile_of(name, profiles, config.source) for name in sorted(wanted)
                if name.startswith("latency_ms")}
     needs_supernet = "accuracy" in wanted or any(p.lut is None for p in latency.values())
-    trained = None
     if needs_supernet:
         from search_engine.evaluators import accuracy, latency as _  # noqa: F401 (torch: loaded only when needed)
         from supernet.trained import load_trained
 
-        trained = load_trained(config, Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt")
+        trained = trained or load_trained(config, config.checkpoint_path(run_dir))
     parts = []
     if "accuracy" in wanted:
         parts.append(EVALUATORS.get("accuracy")(trained.supernet, trained.data, config.train.bn_batches))
@@ -187,8 +187,9 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     lower, upper = job.space.bounds()
     store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)
     strategy = make_strategy(job, config)
-    node = next((p.node for p in map(load_hardware, config.hardware) if p.node and p.lut is None), None)
-    threads = max((p.threads for p in map(load_hardware, config.hardware)), default=1)
+    profiles = [load_hardware(name) for name in config.hardware]
+    node = next((p.node for p in profiles if p.node and p.lut is None), None)
+    threads = max((p.threads for p in profiles), default=1)
     runner = load_runner(config.search.runner)(EvaluatorRecipe(config, run_dir), workers=config.search.workers,
                                                address=config.search.address, threads=threads, node=node)
     log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,

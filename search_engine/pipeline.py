@@ -75,7 +75,7 @@ def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress
     from supernet.data import load_dataset
     from supernet.train import train_supernet
 
-    checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt"
+    checkpoint = config.checkpoint_path(run_dir)
     if config.checkpoint:
         load_checkpoint(checkpoint, space)  # a given checkpoint is used as it is
         log.info("using the supernet checkpoint %s", checkpoint)
@@ -144,8 +144,8 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
     from supernet.trained import load_trained
 
     space = job.space
-    trained = load_trained(config, Path(config.checkpoint) if config.checkpoint else run_dir / "supernet.pt")
-    evaluator = make_evaluator(job, config, run_dir)
+    trained = load_trained(config, config.checkpoint_path(run_dir))
+    evaluator = make_evaluator(job, config, run_dir, trained)
     names = [o.name for o in job.objectives]
 
     def measure(arch: Arch) -> dict:

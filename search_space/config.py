@@ -181,6 +181,10 @@ class ExperimentConfig:
     search: SearchConfig = SearchConfig()
     source: str = field(default="", compare=False)  # the file it came from
 
+    def checkpoint_path(self, run_dir: Path) -> Path:
+        """The supernet checkpoint: the one the config names, else the run folder's ``supernet.pt``."""
+        return Path(self.checkpoint) if self.checkpoint else run_dir / "supernet.pt"
+
     def to_yaml(self) -> str:
         plain = to_plain(self)
         plain.pop("source")
