@@ -50,3 +50,26 @@ def reference_from(F: np.ndarray, margin: float = 0.1) -> np.ndarray:
     worst, best = F.max(axis=0), F.min(axis=0)
     span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
     return worst + margin * span
+
+
+def hypervolume_gains(front: np.ndarray, points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Hypervolume each row of ``points`` would add, alone, to ``front`` (min form).
+
+    Two objectives take an exact vectorized path (the front's staircase as segments); more
+    fall back to pymoo's HV per point.
+    """
+    front, points = np.asarray(front, float), np.asarray(points, float)
+    reference = np.asarray(reference, float)
+    front = front[np.all(front < reference, axis=1)] if len(front) else front.reshape(0, len(reference))
+    if len(reference) != 2:
+        base = hypervolume(front, reference)
+        return np.array([hypervolume(np.vstack([front, p]), reference) - base for p in points])
+    front = front[pareto_mask(front)] if len(front) else front
+    order = np.argsort(front[:, 0])
+    starts = np.concatenate([[-np.inf], front[order, 0]])  # staircase segment k covers [starts[k], ends[k])
+    ends = np.concatenate([front[order, 0], [reference[0]]])
+    heights = np.minimum.accumulate(np.concatenate([[reference[1]], front[order, 1]]))
+    x = np.maximum(points[:, :1], starts[None, :])
+    width = np.clip(ends[None, :] - x, 0.0, None)
+    height = np.clip(heights[None, :] - points[:, 1:2], 0.0, None)
+    return (width * height).sum(axis=1)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from results.pareto import hypervolume, nondominated_ranks, pareto_mask, reference_from, to_min_form
+from results.pareto import hypervolume, hypervolume_gains, nondominated_ranks, pareto_mask, reference_from, to_min_form
 from search_space import Objective
 
 
@@ -26,3 +26,24 @@ def test_min_form_flips_maximized_objectives_and_reference_adds_margin():
     F = to_min_form([{"acc": 90, "lat": 2}, {"acc": 80, "lat": 1}], objs)
     assert F.tolist() == [[-90, 2], [-80, 1]]
     assert reference_from(F).tolist() == pytest.approx([-79.0, 2.1])
+
+
+def test_hypervolume_gains_of_a_hand_computed_example():
+    front = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
+    points = np.array([[1.5, 1.5],   # x in 1.5..2 under y = 3: 0.5 x 1.5; x in 2..3 under y = 2: 1 x 0.5
+                       [2.5, 2.5],   # dominated by (2, 2): adds nothing
+                       [0.0, 4.0],   # beyond the reference in the second objective: adds nothing
+                       [0.5, 3.5]])  # strip left of (1, 3): 0.5 x 0.5
+    gains = hypervolume_gains(front, points, np.array([4.0, 4.0]))
+    assert np.allclose(gains, [1.25, 0.0, 0.0, 0.25])
+
+
+@pytest.mark.parametrize("objectives", [2, 3])
+def test_hypervolume_gains_agree_with_pymoo(objectives):
+    rng = np.random.default_rng(objectives)
+    reference = np.ones(objectives)
+    for _ in range(20):
+        front, points = rng.random((int(rng.integers(0, 8)), objectives)), rng.random((15, objectives)) * 1.2 - 0.1
+        base = hypervolume(front, reference)
+        expected = [hypervolume(np.vstack([front, p]), reference) - base for p in points]
+        assert np.allclose(hypervolume_gains(front, points, reference), expected)

@@ -84,11 +84,26 @@ def test_metrics_of_a_failed_arch_may_be_none(nb201_space):
 
 
 @pytest.mark.parametrize("inner", ["nsga2", "nsga3"])
-def test_linas_inner_algorithms(inner, nb201_space):
+def test_linas_inner_search_proposes_unmeasured_archs(inner, nb201_space):
     strategy = STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, seed=0, initial=10, inner=inner,
                                        inner_population=20, inner_generations=3)
     measured = strategy.run(_table_eval(nb201_space), budget=20, batch_size=10)
-    assert len({a for a, _ in measured}) == 20
+    for o in strategy.predicted:
+        strategy._models[o.name].fit(strategy._feature_matrix([a for a, _ in measured]),
+                                     np.array([v[o.name] for _, v in measured]))
+    proposed = strategy._inner_search()
+    assert len(proposed) > 20 and not set(proposed) & {a for a, _ in measured}
+    assert all(nb201_space.contains(a) for a in proposed)
+
+
+def test_linas_fills_the_batch_from_the_inner_search_once_neighbours_run_out(nb201_space):
+    strategy = STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, seed=0, initial=10,
+                                       inner_population=20, inner_generations=3)
+    strategy.tell(archs := strategy.ask(10), _table_eval(nb201_space)(archs))
+    neighbours = strategy._front_neighbours()[:3]
+    strategy._front_neighbours = lambda: neighbours  # as if every other neighbour were measured
+    batch = strategy.ask(10)
+    assert len(batch) == 10 and set(neighbours) <= set(batch) and not set(batch) & set(archs)
 
 
 def test_linas_rejects_an_unknown_inner_search(nb201_space):
