@@ -186,8 +186,9 @@ class Linas(Strategy):
                 candidates, mean = [c for c, k in zip(candidates, ok) if k], mean[ok]
         order = np.argsort(nondominated_ranks(mean), kind="stable")[: self.shortlist]
         candidates, mean = [candidates[i] for i in order], mean[order]
-        if self.reference is None:  # fixed once, from the initial batch, like the run's own reference
-            self.reference = reference_from(np.stack([self.min_form(v) for _, v in self.measured]))
+        if self.reference is None:  # from the initial batch, like the run's own reference (and on resume)
+            first = self.measured[: max(self.initial, 3)]
+            self.reference = reference_from(np.stack([self.min_form(v) for _, v in first]))
         rows = [self.min_form(v) for _, v in self.measured if self.violation(v) == 0]
         rows += list(self.predict(believed)[0]) if believed else []
         front = np.array(rows).reshape(len(rows), len(self.objectives))
