@@ -87,8 +87,8 @@ def main() -> None:
                 archs = f"archs to 0.99 more than {(a.budget + 1) / medians['linas']:.2f}x fewer"
             else:
                 archs = "linas did not reach 0.99 within the budget"
-            print(f"linas vs {base}: {archs}; score at budget {scores['linas'] / scores[base]:.3f}x, "
-                  f"front points {shares['linas'] / max(shares[base], 1e-9):.2f}x")
+            points = f"{shares['linas'] / shares[base]:.2f}x" if shares[base] else f"{base} found none"
+            print(f"linas vs {base}: {archs}; score at budget {scores['linas'] / scores[base]:.3f}x, front points {points}")
 
 if __name__ == "__main__":
     main()
