@@ -1,28 +1,28 @@
-"""``linas``: predictor-guided local search around the measured front (the default).
+"""``linas``: predictor-guided search, half local around the measured front, half global.
 
 Each round after an initial random batch:
 
 1. fit one predictor per measured objective on every measured arch (objectives with an
    exact formula, such as model size, are computed instead of predicted);
-2. list every arch one gene away from a measured arch on the first two non-dominated
-   fronts, and choose among them greedily by the hypervolume their *predicted means* would
-   add to the measured front, adding each pick's prediction to the front before the next
-   pick (the "kriging believer"), so that the batch spreads along the front;
-   once no neighbour is predicted to add any, the ones predicted closest to the front;
-3. when the neighbours are fewer than the batch (all measured, or excluded by constraints),
-   fill it from a pymoo NSGA-II (NSGA-III or AGE-MOEA selectable) run for thousands of
-   cheap inner evaluations on the predictors, chosen the same way.
+2. ``local_share`` of the batch (half by default) comes from the archs one gene away from a
+   measured arch on the first two non-dominated fronts;
+3. the rest from those neighbours plus every arch a pymoo NSGA-II (NSGA-III or AGE-MOEA
+   selectable) visits in thousands of cheap inner evaluations on the predictors.
 
-Why neighbours of measured archs, measured on this repository's NB201 table: predictors
-rank a space well overall but not the best archs among themselves (Kendall tau around 0 on
-the top 10 % after 150 archs), and hardware latency carries per-arch noise no feature
-explains; a measured good arch is better evidence about its neighbours than a prediction far
-from any measurement. Choosing by predicted means beat sampling the predictive distribution
-(independent Thompson sampling, Monte-Carlo expected hypervolume improvement) and an
-optimistic mean-minus-std bonus there: the stds of these small models are not calibrated
-enough to steer by. Taking part of every batch from the inner search (3 of 10), or filling
-the batch from it whenever no neighbour is predicted to gain, also did worse (6 seeds each). The hypervolume is in the objectives' own units with the reference
-point fixed from the initial batch, the same kind of hypervolume the run reports.
+Both parts are picked greedily by the hypervolume a candidate's *predicted means* would add
+to the measured front (in the objectives' own units, reference point fixed from the initial
+batch, the same kind of hypervolume the run reports), adding each pick's prediction to the
+front before the next pick (the "kriging believer") so that the batch spreads along the
+front; once nothing is predicted to add any, the candidates predicted closest to the front.
+
+Why both, measured side by side (README, "How linas searches"): on the NB201 table predictors
+rank the best archs among themselves at a Kendall tau near 0 and device latency carries
+per-arch noise, so a measured good arch says more about its neighbours than a distant
+prediction does, and local picks win there; on the demo's hybrid space (10^8 archs, 60
+measured) one-gene steps are too short and the global inner search wins. Sampling the
+predictive distribution (Thompson sampling, Monte-Carlo expected hypervolume improvement)
+or an optimistic mean-minus-std bonus did worse on both: the stds of these small models are
+not calibrated enough to steer by.
 
 Measured archs are never proposed again; constraints on predicted values drop candidates
 predicted to violate them, and constraints on exact values are checked before proposing.
@@ -69,12 +69,12 @@ class _PredictedProblem(Problem):
 class Linas(Strategy):
     def __init__(self, *args, initial: int = 20, predictor: str = "auto", inner: str = "nsga2",
                  inner_population: int = 100, inner_generations: int = 40, shortlist: int = 1000,
-                 **kwargs) -> None:
+                 local_share: float = 0.5, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if inner not in INNER_ALGORITHMS:
             raise ConfigError(f"linas inner search {inner!r} is not available; choose one of {', '.join(INNER_ALGORITHMS)}")
         PREDICTORS.get(predictor)  # fail early on an unknown name
-        self.initial, self.inner, self.shortlist = initial, inner, shortlist
+        self.initial, self.inner, self.shortlist, self.local_share = initial, inner, shortlist, local_share
         self.inner_population, self.inner_generations = inner_population, inner_generations
         self.predicted = [o for o in self.objectives if o.name not in self.exact]
         options = {"encoding_columns": self.space.encoding_size()} if predictor == "auto" else {}
@@ -119,10 +119,12 @@ class Linas(Strategy):
         X = self._feature_matrix(archs)
         for o in self.predicted:
             self._models[o.name].fit(X, np.array([v[o.name] for _, v in self.measured]))
-        picks = self._select(self._front_neighbours(), n, believed=[])
+        neighbours = self._front_neighbours()
+        picks = self._select(neighbours, int(round(self.local_share * n)), believed=[])
         if len(picks) < n:
-            inner = [a for a in self._inner_search() if a not in set(picks)]
-            picks += self._select(inner, n - len(picks), believed=picks)
+            taken = set(picks)
+            pool = dict.fromkeys(self._inner_search() + neighbours)
+            picks += self._select([a for a in pool if a not in taken], n - len(picks), believed=picks)
         if len(picks) < n:
             picks += self.fresh_random(n - len(picks), exclude=set(picks))
         return picks
