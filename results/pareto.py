@@ -58,13 +58,14 @@ def hypervolume_gains(front: np.ndarray, points: np.ndarray, reference: np.ndarr
     Two objectives take an exact vectorized path (the front's staircase as segments); more
     fall back to pymoo's HV per point.
     """
-    front, points = np.asarray(front, float), np.asarray(points, float)
     reference = np.asarray(reference, float)
-    front = front[np.all(front < reference, axis=1)] if len(front) else front.reshape(0, len(reference))
+    front = np.asarray(front, float).reshape(-1, len(reference))
+    points = np.asarray(points, float)
+    front = front[np.all(front < reference, axis=1)]
     if len(reference) != 2:
         base = hypervolume(front, reference)
         return np.array([hypervolume(np.vstack([front, p]), reference) - base for p in points])
-    front = front[pareto_mask(front)] if len(front) else front
+    front = front[pareto_mask(front)]
     order = np.argsort(front[:, 0])
     starts = np.concatenate([[-np.inf], front[order, 0]])  # staircase segment k covers [starts[k], ends[k])
     ends = np.concatenate([front[order, 0], [reference[0]]])
