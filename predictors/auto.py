@@ -14,8 +14,14 @@ log = logging.getLogger("hynas.predictors")
 CANDIDATES = ("ridge", "gp", "forest", "ridge-rank", "gp-rank", "forest-rank")
 
 
-def cross_validated_tau(name: str, X: np.ndarray, y: np.ndarray, seed: int, folds: int = 3) -> float:
-    """Mean Kendall tau of predictor ``name`` over ``folds`` held-out folds."""
+def cross_validated_tau(name: str, X: np.ndarray, y: np.ndarray, seed: int, folds: int = 3,
+                        max_rows: int = 250) -> float:
+    """Mean Kendall tau of predictor ``name`` over ``folds`` held-out folds of at most ``max_rows``
+    rows (a seeded subsample beyond that: the GP's cost grows with the cube of the rows, and
+    the ranking of the candidates is settled long before)."""
+    if len(X) > max_rows:
+        rows = np.random.default_rng(seed).choice(len(X), max_rows, replace=False)
+        X, y = X[rows], y[rows]
     taus = []
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
         mean, _ = PREDICTORS.get(name)(seed=seed).fit(X[train], y[train]).predict(X[test])
@@ -36,17 +42,20 @@ class AutoPredictor:
     objective has its own best view: few aggregate columns (op counts, analytic costs) fit
     from a few dozen archs and rank latency well, while accuracy may need the full encoding;
     without views only all columns are used.
-    The choice is re-made only every ``reselect_every`` fits: CV costs many fits, and the
-    best model changes slowly as data accumulates.
+    The choice is re-made only once the rows have grown by ``reselect_growth`` (50 %) since the
+    last one: CV costs dozens of fits, and the best model changes with the relative, not the
+    absolute, growth of the data (20 -> 30 rows matters, 480 -> 490 does not). Between
+    choices the members are refitted in place, so a GP starts from its last kernel.
     """
 
-    def __init__(self, seed: int = 0, candidates: tuple[str, ...] = CANDIDATES, reselect_every: int = 3,
+    def __init__(self, seed: int = 0, candidates: tuple[str, ...] = CANDIDATES, reselect_growth: float = 1.5,
                  views: dict[str, np.ndarray] | None = None, top: int = 3) -> None:
-        self.seed, self.candidates, self.reselect_every = seed, candidates, reselect_every
+        self.seed, self.candidates, self.reselect_growth = seed, candidates, reselect_growth
         self.views, self.top = views, top
         self.chosen: list[tuple[str, str]] = []
         self.scores: dict[tuple[str, str], float] = {}
-        self._fits = 0
+        self._chosen_at = 0
+        self._models: list = []
 
     def _view(self, X: np.ndarray, view: str) -> np.ndarray:
         return X if self.views is None else X[:, self.views[view]]
@@ -54,18 +63,19 @@ class AutoPredictor:
     def fit(self, X: np.ndarray, y: np.ndarray) -> AutoPredictor:
         X, y = np.asarray(X, float), np.asarray(y, float)
         views = ["all"] if self.views is None else list(self.views)
-        if not self.chosen or self._fits % self.reselect_every == 0:
+        if not self.chosen or len(X) >= self.reselect_growth * self._chosen_at:
             if len(X) >= 9:
                 self.scores = {(c, v): cross_validated_tau(c, self._view(X, v), y, self.seed)
                                for c in self.candidates for v in views}
                 self.chosen = sorted(self.scores, key=self.scores.get, reverse=True)[: self.top]
+                self._chosen_at = len(X)
                 log.debug("auto predictor: %s", ", ".join(f"{c} on {v} (CV tau {self.scores[c, v]:.3f})"
                                                           for c, v in self.chosen))
             else:
                 self.chosen = [("ridge", views[0])]
-        self._fits += 1
-        self._models = [(PREDICTORS.get(name)(seed=self.seed).fit(self._view(X, view), y), view)
-                        for name, view in self.chosen]
+            self._models = [(PREDICTORS.get(name)(seed=self.seed), view) for name, view in self.chosen]
+        for model, view in self._models:
+            model.fit(self._view(X, view), y)
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
