@@ -10,6 +10,7 @@ front's distinct points above 80 % found after the budget, and the ratios to eac
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -60,7 +61,11 @@ def main() -> None:
     a = p.parse_args()
     names = a.strategies.split(",")
     tasks = [(n, s, a.budget, a.latency, a.table, a.batch) for n in names for s in range(a.seeds)]
-    with ProcessPoolExecutor(a.jobs) as pool:
+    if a.jobs > 1:  # one BLAS thread per job, or the jobs' thread pools fight over the cores
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+    # spawned (not forked) workers start their BLAS after the variables above are set
+    with ProcessPoolExecutor(a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(one_run, tasks))
     rows = {}
     for name, seed, reached, score, share, seconds in results:

@@ -109,8 +109,9 @@ def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:
             def precheck(arch) -> bool:
                 values = arch_costs(space, arch).as_dict()
                 return all(c.satisfied(values) for c in analytic)
-    options = {"initial": job.initial, "predictor": config.search.predictor, "inner": config.search.inner} \
-        if config.search.strategy == "linas" else {}
+    search = config.search
+    options = {"initial": job.initial, "predictor": search.predictor, "inner": search.inner,
+               "local_share": search.local_share} if search.strategy == "linas" else {}
     return STRATEGIES.get(config.search.strategy)(space, job.objectives, job.constraints, seed=config.seed,
                                                   precheck=precheck, exact=exact, **options)
 

@@ -153,6 +153,9 @@ class SearchConfig:
     initial: int = 0  # random archs measured first (0: two batches, at least 10)
     predictor: str = "auto"
     inner: Literal["nsga2", "nsga3", "agemoea"] = "nsga2"  # linas: the search run on the predictors
+    # linas: share of each batch from one-gene neighbours of the measured front (the rest: global);
+    # "adaptive" moves it each round towards the part whose picks improve the front more often
+    local_share: float | Literal["adaptive"] = "adaptive"
     runner: str = "local"
     workers: int = 1
     address: str | None = None  # Ray cluster to join (``auto`` or ``ray://host:10001``); None: a local instance
@@ -163,6 +166,8 @@ class SearchConfig:
             raise ConfigError("budget, batch_size and workers must be positive, initial >= 0")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ConfigError(f"time_limit_s: must be positive, got {self.time_limit_s}")
+        if self.local_share != "adaptive" and not 0 <= self.local_share <= 1:
+            raise ConfigError(f"local_share: must be in [0, 1] or 'adaptive', got {self.local_share}")
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def test_config_overrides_and_write_back(tmp_path):
 @pytest.mark.parametrize("override,named", [
     ("search.budgt=3", "search.budgt"), ("search.budget=many", "search.budget"), ("train.epochs=0", "epochs"),
     ("nosection", "key=value"), ("data.dataset=imagenet", "data.dataset"), ("data.val_fraction=2", "val_fraction"),
+    ("search.local_share=1.5", "local_share"), ("search.local_share=sometimes", "search.local_share"),
 ])
 def test_bad_overrides(override, named):
     with pytest.raises(ConfigError) as err:

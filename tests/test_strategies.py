@@ -106,8 +106,31 @@ def test_linas_fills_the_batch_from_the_inner_search_once_neighbours_run_out(nb2
     assert len(batch) == 10 and set(neighbours) <= set(batch) and not set(batch) & set(archs)
 
 
+def test_linas_credits_each_part_with_the_picks_that_improved_the_front(nb201_space):
+    strategy = _strategy("linas", nb201_space, TAB_OBJECTIVES)
+    evaluate = _table_eval(nb201_space)
+    strategy.tell(archs := strategy.ask(10), evaluate(archs))
+    assert strategy.current_local_share() == 0.5  # no evidence yet
+    batch = strategy.ask(10)
+    origins = dict(strategy._origin)
+    assert sorted(origins.values()).count("local") == 5 and set(origins) == set(batch)
+    before = strategy._measured_matrix()
+    results = evaluate(batch)
+    strategy.tell(batch, results)
+    for part in ("local", "global"):
+        picks = [(a, r) for a, r in zip(batch, results) if origins[a] == part]
+        improved = sum(not np.any(np.all(before <= strategy.min_form(r.values), axis=1)) for _, r in picks)
+        assert strategy.credit[part] == [improved, len(picks)]
+    strategy.credit = {"local": [8, 10], "global": [0, 10]}
+    assert strategy.current_local_share() == 0.8  # clipped: the global part keeps 20 %
+    strategy.credit = {"local": [1, 10], "global": [3, 10]}
+    assert strategy.current_local_share() == pytest.approx((2 / 12) / (2 / 12 + 4 / 12))
+
+
 def test_linas_rejects_an_unknown_inner_search(nb201_space):
     from search_space import ConfigError
 
     with pytest.raises(ConfigError, match="nsga2"):
         STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, inner="cmaes")
+    with pytest.raises(ConfigError, match="local_share"):
+        STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, local_share=2.0)

@@ -38,10 +38,11 @@ from pymoo.optimize import minimize
 from pymoo.util.ref_dirs import get_reference_directions
 
 from predictors import PREDICTORS
-from results.pareto import hypervolume_gains, nondominated_ranks, pareto_mask, reference_from
+from results.pareto import hypervolume_gains, nondominated_ranks, pareto_mask, reference_from, to_min_form
 from search_engine.strategies.base import STRATEGIES, Strategy
 from search_engine.strategies.genetic import integer_nsga2
 from search_space.errors import ConfigError
+from search_space.objectives import Objective
 
 log = logging.getLogger("hynas.linas")
 INNER_ALGORITHMS = ("nsga2", "nsga3", "agemoea")
@@ -58,7 +59,7 @@ class _PredictedProblem(Problem):
 
     def _evaluate(self, X, out, *args, **kwargs):
         archs = [self.strategy.space.decode(x) for x in np.asarray(X).astype(int)]
-        mean, _ = self.strategy.predict(archs)
+        mean = self.strategy.predict(archs)
         penalty = np.array([0.0 if self.strategy.allowed(a) else 1e6 for a in archs])
         out["F"] = mean + penalty[:, None]
         for arch in archs:
@@ -69,18 +70,25 @@ class _PredictedProblem(Problem):
 class Linas(Strategy):
     def __init__(self, *args, initial: int = 20, predictor: str = "auto", inner: str = "nsga2",
                  inner_population: int = 100, inner_generations: int = 40, shortlist: int = 1000,
-                 local_share: float = 0.5, **kwargs) -> None:
+                 local_share: float | str = "adaptive", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if inner not in INNER_ALGORITHMS:
             raise ConfigError(f"linas inner search {inner!r} is not available; choose one of {', '.join(INNER_ALGORITHMS)}")
+        if local_share != "adaptive" and not (isinstance(local_share, (int, float)) and 0 <= local_share <= 1):
+            raise ConfigError(f"linas local_share must be a number in [0, 1] or 'adaptive', got {local_share!r}")
         PREDICTORS.get(predictor)  # fail early on an unknown name
         self.initial, self.inner, self.shortlist, self.local_share = initial, inner, shortlist, local_share
         self.inner_population, self.inner_generations = inner_population, inner_generations
         self.predicted = [o for o in self.objectives if o.name not in self.exact]
-        options = {"views": self.space.feature_views()} if predictor == "auto" else {}
-        self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed, **options) for o in self.predicted}
+        def options(o: Objective) -> dict:  # auto: views of the features, CV weighted to the good end
+            better = "higher" if o.direction == "max" else "lower"
+            return {"views": self.space.feature_views(), "better": better} if predictor == "auto" else {}
+
+        self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed, **options(o)) for o in self.predicted}
         self._features: dict = {}
         self.reference: np.ndarray | None = None
+        self._origin: dict = {}  # pick -> "local" or "global", until it is measured
+        self.credit = {"local": [0, 0], "global": [0, 0]}  # picks that improved the front, picks measured
 
     # -- helpers used by the inner problem -----------------------------------------------
     def allowed(self, arch) -> bool:
@@ -94,18 +102,45 @@ class Linas(Strategy):
             rows.append(self._features[arch])
         return np.stack(rows)
 
-    def predict(self, archs) -> tuple[np.ndarray, np.ndarray]:
-        """Min-form predicted means and stds, shape (len(archs), objectives)."""
+    def predict(self, archs) -> np.ndarray:
+        """Min-form predicted means, shape (len(archs), objectives)."""
         X = self._feature_matrix(archs)
         mean = np.zeros((len(archs), len(self.objectives)))
-        std = np.zeros_like(mean)
         for j, o in enumerate(self.objectives):
             if o.name in self.exact:
                 mean[:, j] = [self.exact[o.name](a) * o.sign for a in archs]
             else:
-                m, s = self._models[o.name].predict(X)
-                mean[:, j], std[:, j] = m * o.sign, s
-        return mean, std
+                mean[:, j] = self._models[o.name].predict(X)[0] * o.sign
+        return mean
+
+    def _measured_matrix(self, feasible_only: bool = False) -> np.ndarray:
+        """Min-form measured values (of the feasible archs only, if asked)."""
+        rows = [v for _, v in self.measured if not feasible_only or self.violation(v) == 0]
+        return to_min_form(rows, self.objectives)
+
+    # -- the local/global split -------------------------------------------------------------
+    def current_local_share(self) -> float:
+        """``local_share`` if fixed; adaptive: each part's rate of picks that improved the measured
+        front (Laplace-smoothed), as a share, kept within [0.2, 0.8] so that neither part stops
+        being tried while its rate is only an estimate."""
+        if self.local_share != "adaptive":
+            return float(self.local_share)
+        (hits_l, tries_l), (hits_g, tries_g) = self.credit["local"], self.credit["global"]
+        rate_l, rate_g = (hits_l + 1) / (tries_l + 2), (hits_g + 1) / (tries_g + 2)
+        return float(np.clip(rate_l / (rate_l + rate_g), 0.2, 0.8))
+
+    def _observe(self, archs, results) -> None:
+        new = [(a, r) for a, r in zip(archs, results) if r is not None]
+        before = self.measured[: len(self.measured) - len(new)]
+        front = to_min_form([v for _, v in before if self.violation(v) == 0], self.objectives)
+        for arch, result in new:
+            origin = self._origin.pop(arch, None)
+            if origin is None:
+                continue
+            point = self.min_form(result.values)
+            improved = self.violation(result.values) == 0 and not np.any(np.all(front <= point, axis=1))
+            self.credit[origin][0] += int(improved)
+            self.credit[origin][1] += 1
 
     # -- the round ------------------------------------------------------------------------
     def _propose(self, n: int) -> list:
@@ -120,18 +155,21 @@ class Linas(Strategy):
         for o in self.predicted:
             self._models[o.name].fit(X, np.array([v[o.name] for _, v in self.measured]))
         neighbours = self._front_neighbours()
-        picks = self._select(neighbours, int(round(self.local_share * n)), believed=[])
+        picks = self._select(neighbours, int(round(self.current_local_share() * n)), believed=[])
+        self._origin.update(dict.fromkeys(picks, "local"))
         if len(picks) < n:
             taken = set(picks)
             pool = dict.fromkeys(self._inner_search() + neighbours)
-            picks += self._select([a for a in pool if a not in taken], n - len(picks), believed=picks)
+            more = self._select([a for a in pool if a not in taken], n - len(picks), believed=picks)
+            self._origin.update(dict.fromkeys(more, "global"))
+            picks += more
         if len(picks) < n:
             picks += self.fresh_random(n - len(picks), exclude=set(picks))
         return picks
 
     def _inner_search(self) -> list:
         problem = _PredictedProblem(self)
-        F = np.stack([self.min_form(v) for _, v in self.measured])
+        F = self._measured_matrix()
         feasible = np.array([self.violation(v) == 0 for _, v in self.measured])
         front = [a for (a, _), keep in zip(self.measured, pareto_mask(F) & feasible) if keep]
         lower, upper = self.space.bounds()
@@ -157,8 +195,7 @@ class Linas(Strategy):
 
     def _front_neighbours(self) -> list:
         """Every allowed arch one gene away from a measured arch on the first two fronts."""
-        F = np.stack([self.min_form(v) for _, v in self.measured])
-        ranks = nondominated_ranks(F)
+        ranks = nondominated_ranks(self._measured_matrix())
         lower, upper = self.space.bounds()
         neighbours = []
         for (arch, _), rank in zip(self.measured, ranks):
@@ -179,7 +216,7 @@ class Linas(Strategy):
         ones predicted closest to the front."""
         if not candidates or n <= 0:
             return []
-        mean, _ = self.predict(candidates)
+        mean = self.predict(candidates)
         # Drop candidates whose predicted means violate a constraint, unless that leaves too few.
         if self.constraints:
             ok = np.array([self.violation({o.name: m * o.sign for o, m in zip(self.objectives, row)}) == 0
@@ -190,10 +227,10 @@ class Linas(Strategy):
         candidates, mean = [candidates[i] for i in order], mean[order]
         if self.reference is None:  # from the initial batch, like the run's own reference (and on resume)
             first = self.measured[: max(self.initial, 3)]
-            self.reference = reference_from(np.stack([self.min_form(v) for _, v in first]))
-        rows = [self.min_form(v) for _, v in self.measured if self.violation(v) == 0]
-        rows += list(self.predict(believed)[0]) if believed else []
-        front = np.array(rows).reshape(len(rows), len(self.objectives))
+            self.reference = reference_from(to_min_form([v for _, v in first], self.objectives))
+        front = self._measured_matrix(feasible_only=True)
+        if believed:
+            front = np.vstack([front, self.predict(believed)])
         picked: list[int] = []
         for _ in range(min(n, len(candidates))):
             gains = hypervolume_gains(front, mean, self.reference)
