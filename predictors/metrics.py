@@ -10,14 +10,6 @@ def kendall_tau(y_true, y_pred) -> float:
     return 0.0 if np.isnan(tau) else float(tau)
 
 
-def top_weighted_tau(y_true, y_pred, higher_is_better: bool = True) -> float:
-    """Kendall tau with hyperbolically decreasing weight down the ranking from the best end
-    (scipy's weighted tau): how well a predictor orders the archs a search is after."""
-    sign = 1.0 if higher_is_better else -1.0
-    tau = stats.weightedtau(sign * np.asarray(y_true, float), sign * np.asarray(y_pred, float)).statistic
-    return 0.0 if np.isnan(tau) else float(tau)
-
-
 def spearman(y_true, y_pred) -> float:
     rho = stats.spearmanr(y_true, y_pred).statistic
     return 0.0 if np.isnan(rho) else float(rho)

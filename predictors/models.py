@@ -36,36 +36,21 @@ class RidgePredictor(Standardized):
 
 @PREDICTORS.register("gp")
 class GPPredictor(Standardized):
-    """Gaussian process with a Matern-5/2 kernel and learned noise.
+    """Gaussian process with a Matern-5/2 kernel and learned noise."""
 
-    A refit keeps the kernel the last optimization learned and only conditions on the new rows,
-    until the rows have grown by ``reoptimize_growth`` (20 %): a round adds a few rows to
-    hundreds, the optimum barely moves, and the optimization was nearly all of the cost.
-    """
-
-    def __init__(self, seed: int = 0, rank_target: bool = False, reoptimize_growth: float = 1.2) -> None:
-        self.seed, self.rank_target, self.reoptimize_growth = seed, rank_target, reoptimize_growth
-        self._model: GaussianProcessRegressor | None = None
-        self._optimized_at = 0
+    def __init__(self, seed: int = 0, rank_target: bool = False) -> None:
+        self.seed, self.rank_target = seed, rank_target
 
     def _fit(self, X, y):
         self._scaler = StandardScaler().fit(X)
         Xs = self._scaler.transform(X)
-        if self._model is None:
-            length = np.sqrt(Xs.shape[1])  # start the length scale at the typical distance of standardized rows
-            kernel = ConstantKernel(1.0) * Matern(length_scale=length, length_scale_bounds=(1e-2, 1e4), nu=2.5) \
-                + WhiteKernel(0.1, noise_level_bounds=(1e-6, 1.0))
-            optimize, restarts = True, 1
-        else:
-            kernel, restarts = self._model.kernel_, 0
-            optimize = len(X) >= self.reoptimize_growth * self._optimized_at
-        if optimize:
-            self._optimized_at = len(X)
+        length = np.sqrt(Xs.shape[1])  # start the length scale at the typical distance of standardized rows
+        kernel = ConstantKernel(1.0) * Matern(length_scale=length, length_scale_bounds=(1e-2, 1e4), nu=2.5) \
+            + WhiteKernel(0.1, noise_level_bounds=(1e-6, 1.0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self._model = GaussianProcessRegressor(kernel, normalize_y=False,
-                                                   optimizer="fmin_l_bfgs_b" if optimize else None,
-                                                   n_restarts_optimizer=restarts, random_state=self.seed).fit(Xs, y)
+            self._model = GaussianProcessRegressor(kernel, normalize_y=False, n_restarts_optimizer=1,
+                                                   random_state=self.seed).fit(Xs, y)
 
     def _predict(self, X):
         return self._model.predict(self._scaler.transform(X), return_std=True)

@@ -155,7 +155,7 @@ class SearchConfig:
     inner: Literal["nsga2", "nsga3", "agemoea"] = "nsga2"  # linas: the search run on the predictors
     # linas: share of each batch from one-gene neighbours of the measured front (the rest: global);
     # "adaptive" moves it each round towards the part whose picks improve the front more often
-    local_share: float | Literal["adaptive"] = "adaptive"
+    local_share: float | Literal["adaptive"] = 0.5
     runner: str = "local"
     workers: int = 1
     address: str | None = None  # Ray cluster to join (``auto`` or ``ray://host:10001``); None: a local instance

@@ -247,12 +247,9 @@ class HybridSpace:
         return total
 
     # -- features for predictors ---------------------------------------------------
-    def feature_views(self) -> dict[str, np.ndarray]:
-        """Column sets of ``features`` for predictors to choose from: the choices alone, the 4
-        analytic costs alone (few columns, so they fit from few archs), and everything."""
-        n_choices = sum(2 + 8 * max(spec.depth) for spec in self.stages)
-        return {"all": np.arange(n_choices + 4), "encoding": np.arange(n_choices),
-                "costs": np.arange(n_choices, n_choices + 4)}
+    def encoding_size(self) -> int:
+        """Leading feature columns that encode the choices (the last 4, analytic costs, are derived)."""
+        return sum(2 + 8 * max(spec.depth) for spec in self.stages)
 
     def features(self, arch: Arch) -> np.ndarray:
         """A float vector: per stage depth and width, per layer slot its choices (0 when masked),

@@ -63,19 +63,6 @@ class CellArch:
         """Edges on some input-to-output path with no 'none' on it (the rest cannot affect the output)."""
         return frozenset(e for path in NB201_PATHS if all(self.ops[i] != "none" for i in path) for e in path)
 
-    def computed_edges(self) -> frozenset[int]:
-        """Edges whose result reaches the output through ops other than 'none'.
-
-        'none' reads nothing, so a compiler removes every op that feeds only 'none' edges as
-        dead code: latency follows these edges, while accuracy follows the live ones (an op fed
-        by a node of constant zeros is computed but carries no signal).
-        """
-        used = {3}
-        for node in (2, 1):
-            if any(dst in used and self.ops[e] != "none" for e, (dst, src) in enumerate(NB201_EDGES) if src == node):
-                used.add(node)
-        return frozenset(e for e, (dst, _) in enumerate(NB201_EDGES) if dst in used)
-
     def __str__(self) -> str:
         return self.to_str()
 
@@ -178,32 +165,27 @@ class TabularSpace:
     def size(self) -> int:
         return len(self.table.archs)
 
-    def feature_views(self) -> dict[str, np.ndarray]:
-        """Column sets of ``features`` for predictors to choose from: the plain one-hot encoding,
-        the 13 op counts (few columns, so they fit from few archs), and everything."""
-        n_onehot = 3 * len(NB201_EDGES) * len(NB201_OPS)
-        n_counts = 3 * (len(NB201_OPS) - 1) + 1
-        total = n_onehot + len(_PATHS) + n_counts
-        return {"all": np.arange(total), "encoding": np.arange(len(NB201_EDGES) * len(NB201_OPS)),
-                "counts": np.arange(total - n_counts, total)}
+    def encoding_size(self) -> int:
+        """Leading feature columns that are the plain one-hot encoding (the rest are derived)."""
+        return len(NB201_EDGES) * len(NB201_OPS)
 
     def features(self, arch: CellArch) -> np.ndarray:
-        """One-hot ops per edge: on every edge, on computed edges only and on live edges only;
-        the input-to-output paths that carry no 'none' (BANANAS-style path encoding); the
-        counts of each op (except 'none') on the same three edge sets; and connectivity."""
+        """One-hot ops per edge, the same for live edges only, the input-to-output paths that
+        carry no 'none' (BANANAS-style path encoding), op counts on live edges, and connectivity."""
         n_ops = len(NB201_OPS)
-        edge_sets = (frozenset(range(len(NB201_EDGES))), arch.computed_edges(), arch.live_edges())
-        onehot = np.zeros((len(edge_sets), len(NB201_EDGES), n_ops))
-        for k, edges in enumerate(edge_sets):
-            for e in edges:
-                onehot[k, e, NB201_OPS.index(arch.ops[e])] = 1.0
+        live = arch.live_edges()
+        onehot = np.zeros((2, len(NB201_EDGES), n_ops))
+        for e, op in enumerate(arch.ops):
+            onehot[0, e, NB201_OPS.index(op)] = 1.0
+            if e in live:
+                onehot[1, e, NB201_OPS.index(op)] = 1.0
         paths = np.zeros(len(_PATHS))
         for p, path in enumerate(NB201_PATHS):
             combo = tuple(arch.ops[e] for e in path)
             if "none" not in combo:
                 paths[_PATHS[(p, combo)]] = 1.0
-        counts = onehot.sum(axis=1)[:, 1:]
-        return np.concatenate([onehot.ravel(), paths, counts.ravel(), [1.0 if edge_sets[2] else 0.0]])
+        counts = onehot[1].sum(axis=0)[1:]
+        return np.concatenate([onehot.ravel(), paths, counts, [1.0 if live else 0.0]])
 
     def describe(self, arch: CellArch) -> str:
         return arch.to_str()

@@ -108,9 +108,6 @@ def test_importing_search_space_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-def test_feature_views_split_choices_from_analytic_costs(mnist_space):
+def test_encoding_size_marks_where_derived_features_start(mnist_space):
     f = mnist_space.features(mnist_space.largest())
-    views = mnist_space.feature_views()
-    assert list(views["all"]) == list(range(len(f)))
-    assert list(views["costs"]) == list(range(len(f) - 4, len(f)))
-    assert sorted([*views["encoding"], *views["costs"]]) == list(views["all"])
+    assert mnist_space.encoding_size() == len(f) - 4

@@ -31,24 +31,10 @@ def test_refit_with_more_rows_and_constant_columns(name):
     assert np.isfinite(mean).all()
 
 
-def test_auto_averages_its_three_best_scored_models():
+def test_auto_reports_its_choice_and_scores():
     X, y = _additive(60, 3)
     auto = PREDICTORS.get("auto")(seed=0).fit(X, y)
-    assert len(auto.chosen) == 3
-    assert sorted(auto.scores.values(), reverse=True)[:3] == [auto.scores[c] for c in auto.chosen]
-    Xt, _ = _additive(20, 4)
-    members = [PREDICTORS.get(name)(seed=0).fit(X, y).predict(Xt)[0] for name, _ in auto.chosen]
-    np.testing.assert_allclose(auto.predict(Xt)[0], np.mean(members, axis=0))
-
-
-def test_auto_prefers_the_view_that_holds_the_signal():
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(40, 30))
-    y = X[:, 0] + 2 * X[:, 1] + rng.normal(0, 0.1, 40)  # 28 of the 30 columns are noise
-    views = {"all": np.arange(30), "signal": np.array([0, 1])}
-    auto = PREDICTORS.get("auto")(seed=0, views=views).fit(X, y)
-    assert auto.chosen[0][1] == "signal"
-    assert {view for _, view in auto.scores} == {"all", "signal"}
+    assert auto.chosen in auto.scores and max(auto.scores.values()) == auto.scores[auto.chosen]
 
 
 def test_ranking_metrics():

@@ -1,4 +1,6 @@
 """One contract suite over every registered strategy, on the NB201 table and a hybrid space."""
+import math
+
 import numpy as np
 import pytest
 
@@ -107,7 +109,7 @@ def test_linas_fills_the_batch_from_the_inner_search_once_neighbours_run_out(nb2
 
 
 def test_linas_credits_each_part_with_the_picks_that_improved_the_front(nb201_space):
-    strategy = _strategy("linas", nb201_space, TAB_OBJECTIVES)
+    strategy = _strategy("linas", nb201_space, TAB_OBJECTIVES, local_share="adaptive")
     evaluate = _table_eval(nb201_space)
     strategy.tell(archs := strategy.ask(10), evaluate(archs))
     assert strategy.current_local_share() == 0.5  # no evidence yet
@@ -123,8 +125,12 @@ def test_linas_credits_each_part_with_the_picks_that_improved_the_front(nb201_sp
         assert strategy.credit[part] == [improved, len(picks)]
     strategy.credit = {"local": [8, 10], "global": [0, 10]}
     assert strategy.current_local_share() == 0.8  # clipped: the global part keeps 20 %
-    strategy.credit = {"local": [1, 10], "global": [3, 10]}
-    assert strategy.current_local_share() == pytest.approx((2 / 12) / (2 / 12 + 4 / 12))
+    strategy.credit = {"local": [2, 10], "global": [3, 10]}
+    rates = np.array([3 / 12, 4 / 12])  # Beta(1 + hits, 1 + misses) means
+    z = (rates[0] - rates[1]) / np.sqrt((rates * (1 - rates) / 13).sum())
+    assert strategy.current_local_share() == pytest.approx(0.5 * (1 + math.erf(z / math.sqrt(2))))  # ~0.32
+    strategy.credit = {"local": [3, 20], "global": [3, 20]}
+    assert strategy.current_local_share() == 0.5
 
 
 def test_linas_rejects_an_unknown_inner_search(nb201_space):
