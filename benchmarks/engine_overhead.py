@@ -1,8 +1,7 @@
 """Engine overhead of one round with many archs measured: ``ask`` (predictor fits, inner search,
 batch selection) after telling each strategy the same random archs of the NB201 table, timed
-side by side in one run. The first linas round includes ``auto``'s cross-validated choice of
-models (re-made only when the measured archs grow by half), so the mean over the rounds,
-which counts it once per ``--rounds``, is the cost to compare; the median shows a plain round.
+side by side in one run. Every third linas round includes ``auto``'s cross-validated choice of
+models, so the mean over the rounds is the cost to compare; the median shows a plain round.
 
     python benchmarks/engine_overhead.py --measured 500 --rounds 10
 """
