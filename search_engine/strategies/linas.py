@@ -36,11 +36,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import special
 from pymoo.algorithms.moo.nsga3 import NSGA3
 from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 from pymoo.util.ref_dirs import get_reference_directions
+from scipy import special
 
 from predictors import PREDICTORS
 from results.pareto import hypervolume_gains, nondominated_ranks, pareto_mask, reference_from, to_min_form
@@ -137,12 +137,14 @@ class Linas(Strategy):
         return float(np.clip(special.ndtr(z), 0.2, 0.8))
 
     def _observe(self, archs, results) -> None:
-        new = [(a, r) for a, r in zip(archs, results) if r is not None]
-        before = self.measured[: len(self.measured) - len(new)]
+        """Credits the local or global part with each of its picks now measured; a failed pick
+        is dropped without credit."""
+        new = sum(r is not None for r in results)
+        before = self.measured[: len(self.measured) - new]
         front = to_min_form([v for _, v in before if self.violation(v) == 0], self.objectives)
-        for arch, result in new:
+        for arch, result in zip(archs, results):
             origin = self._origin.pop(arch, None)
-            if origin is None:
+            if origin is None or result is None:
                 continue
             point = self.min_form(result.values)
             improved = self.violation(result.values) == 0 and not np.any(np.all(front <= point, axis=1))
