@@ -1,7 +1,8 @@
 """Engine overhead of one round with many archs measured: ``ask`` (predictor fits, inner search,
 batch selection) after telling each strategy the same random archs of the NB201 table, timed
-side by side in one run. Every third linas round includes ``auto``'s cross-validated choice of
-models, so the mean over the rounds is the cost to compare; the median shows a plain round.
+side by side in one run. linas's first round includes ``auto``'s cross-validated choice of
+models (re-made after the measured archs grow by half, so not again within these rounds at
+500), so the mean over the rounds is the cost to compare; the median shows a plain round.
 
     python benchmarks/engine_overhead.py --measured 500 --rounds 10
 """

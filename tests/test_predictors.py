@@ -37,6 +37,17 @@ def test_auto_reports_its_choice_and_scores():
     assert auto.chosen in auto.scores and max(auto.scores.values()) == auto.scores[auto.chosen]
 
 
+def test_auto_chooses_again_only_after_the_rows_grow_by_half():
+    X, y = _additive(90, 4)
+    auto = PREDICTORS.get("auto")(seed=0, candidates=("ridge", "forest"))
+    auto.fit(X[:40], y[:40])
+    first = auto.scores
+    auto.fit(X[:59], y[:59])  # 59 < 1.5 * 40: the choice stands, no cross-validation
+    assert auto.scores is first
+    auto.fit(X[:60], y[:60])  # 60 = 1.5 * 40: chosen again on the new rows
+    assert auto.scores is not first and set(auto.scores) == set(first)
+
+
 def test_ranking_metrics():
     assert kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
