@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from search_engine.evaluators.accuracy import AccuracyEvaluator  # noqa: E402
 from search_engine.evaluators.latency import LatencyEvaluator  # noqa: E402
-from search_engine.latency_meter import time_ms  # noqa: E402
+from search_engine.latency_meter import time_interleaved  # noqa: E402
 from search_space.config import load_config, load_hardware  # noqa: E402
 from supernet import onnx_io  # noqa: E402
 from supernet.calibration import calibrated  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
     archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(a.archs - 2)]
     archs = [all_8_bit(space, arch) for arch in archs]
     x1, images = data.val.images[:1].numpy(), data.val.images[:500]
-    rows = []
+    rows, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, arch in enumerate(archs):
             with calibrated(net, arch, data.train, config.train.bn_batches):
@@ -56,16 +56,14 @@ def main() -> None:
             fp32 = onnx_io.export_onnx(deployed, torch.from_numpy(x1), Path(tmp) / f"{i}.onnx")
             int8 = onnx_io.quantize_int8(fp32, Path(tmp) / f"{i}q.onnx", data.train.images[:64].numpy(),
                                          ranges=simulated.activation_ranges())
-            times = []
-            for path in (fp32, int8):
-                sessions = [onnx_io.session(path, hardware.threads) for _ in range(hardware.sessions)]
-                times.append(min(time_ms(lambda s=s: onnx_io.run(s, x1), hardware.warmup, hardware.repeats).median_ms
-                                 for s in sessions))
+            runs += [lambda s=onnx_io.session(path, hardware.threads): onnx_io.run(s, x1) for path in (fp32, int8)]
             with torch.no_grad():
                 reference = simulated(images).argmax(1).numpy()
             agree = float((onnx_io.run(onnx_io.session(int8), images.numpy()).argmax(1) == reference).mean())
-            rows.append((times[0], times[1], agree, sum(p.numel() for p in deployed.parameters())))
-    rows = np.array(rows)
+            rows.append([agree, sum(p.numel() for p in deployed.parameters())])
+        # every fp32 and int8 model timed together, interleaved round by round (see latency_meter)
+        best = [t.best_ms for t in time_interleaved(runs, hardware.warmup, hardware.rounds, hardware.round_ms)]
+    rows = np.column_stack([best[0::2], best[1::2], np.array(rows)])
     print(f"{len(archs)} subnets of {space.name} at 8 bits (largest, smallest, random), ONNX Runtime, "
           f"{hardware.threads} thread, batch 1; reduce_range={onnx_io.REDUCE_RANGE}")
     print(f"{'params':>9s} {'fp32 ms':>8s} {'int8 ms':>8s} {'speedup':>8s} {'agree':>6s}")

@@ -1,6 +1,7 @@
 """Latency lookup table vs measured latency, on random subnets of a space, side by side in one run.
 
-Profiles the space on this machine (or reuses --lut), then measures N random subnets twice. The
+Profiles the space on this machine (or reuses --lut), then measures N random subnets twice, each
+time all of them interleaved round by round (``search_engine.latency_meter``). The
 second measurement is the noise ceiling: no predictor can agree with a measurement better than
 the measurement agrees with itself.
 
@@ -53,13 +54,10 @@ def main() -> None:
     meter, net = LatencyMeter(hardware), Supernet(space).eval()
     rng = np.random.default_rng(a.seed + 1)  # other archs than the ones the constant was fitted on
     archs = [space.sample(rng) for _ in range(a.archs)]
-    first, second = [], []
-    for arch in archs:
-        model = net.extract(arch, simulate_activations=False)
-        first.append(meter.measure_subnet(model, space, arch)[0].median_ms)
-    for arch in archs:  # a second pass later in time: the noise ceiling
-        model = net.extract(arch, simulate_activations=False)
-        second.append(meter.measure_subnet(model, space, arch)[0].median_ms)
+    workloads = [meter.subnet_workload(net.extract(arch, simulate_activations=False), space, arch) for arch in archs]
+    # Both passes time all subnets interleaved (the protocol of every measurement, see latency_meter);
+    # the second pass, later in time, is the noise ceiling.
+    first, second = ([t.best_ms for t, _ in meter.measure_many(workloads)] for _ in range(2))
     first, second = np.array(first), np.array(second)
     predicted = np.array([table.predict(space, arch, hardware.runs_int8) for arch in archs])
     print(f"{a.space} on {hardware.name} ({hardware.backend}, {hardware.threads} thread, batch {hardware.batch_size}): "

@@ -1,16 +1,15 @@
 """``hynas profile``: measure every distinct layer of a space once on this machine and write a
 latency lookup table, then its constant and scale.
 
-Resumable: the table is rewritten (atomically) as layers are measured, and ``resume`` skips the
-layers it already holds. Each layer is stored net of the cost of calling a model with its input
-shape (measured on a no-op model). The constant is the measured latency of the frame every subnet
+Layers are timed in chunks, interleaved (see ``search_engine.latency_meter``), and the table is
+rewritten (atomically) after each chunk; ``resume`` skips the layers it already holds. Each layer is
+stored net of the cost of calling a model with its input shape (measured on a no-op model). The constant is the measured latency of the frame every subnet
 shares (stem, pooling, classifier); the scale is fitted on ``fit_archs`` whole subnets (the largest,
 the smallest and random ones drawn with ``seed``); the error on those subnets is recorded.
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from predictors.lut import LatencyTable, space_fingerprint
-from search_engine.latency_meter import LatencyMeter, machine_info
+from search_engine.latency_meter import LatencyMeter, Workload, machine_info
 from search_space.config import HardwareProfile
 from search_space.costs import LayerConfig, space_layer_configs
 from search_space.errors import ConfigError
@@ -30,7 +29,7 @@ from supernet.onnx_io import ALL_FLOAT
 from supernet.model import Supernet
 
 log = logging.getLogger("hynas.profile")
-SAVE_EVERY_S = 5.0  # how much measuring an interruption may cost
+LAYERS_PER_CHUNK = 24  # timed together and saved together: an interruption costs one chunk (about 5 s)
 
 
 class _Identity(torch.nn.Module):
@@ -74,12 +73,11 @@ class _Frame(torch.nn.Module):
         return self.head(torch.relu(self.stem(x)).mean(dim=(2, 3)))
 
 
-def frame_latency(meter: LatencyMeter, space: HybridSpace) -> float:
-    """The latency of a subnet with no searchable layer: the table's constant, measured, not fitted."""
+def _frame_workload(meter: LatencyMeter, space: HybridSpace) -> Workload:
+    """A subnet with no searchable layer: its latency is the table's constant, measured, not fitted."""
     bits = space.quantization.stem_head_bits
     shape = (space.input.channels, space.input.size, space.input.size)
-    float_parts = () if meter.profile.runs_int8(bits, bits) else ALL_FLOAT
-    return meter.measure(_Frame(space).eval(), shape, float_parts)[0].median_ms
+    return Workload(_Frame(space).eval(), shape, () if meter.profile.runs_int8(bits, bits) else ALL_FLOAT)
 
 
 def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resume: bool = False, seed: int = 0,
@@ -92,18 +90,20 @@ def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resum
     log.info("profiling %d layer configurations of space %s on %s (%s, %d thread(s), batch %d)%s", len(todo),
              space.name, table.machine["host"], profile.backend, profile.threads, profile.batch_size,
              f"; {len(layers)} already in {out}" if layers else "")
-    last_save = time.monotonic()
-    overhead: dict[tuple[int, int], float] = {}
-    for key, (cfg, int8) in tqdm(todo.items(), desc="layers", unit="layer", disable=not progress):
-        shape = (cfg.c_in, cfg.size_in, cfg.size_in)
-        if shape[:2] not in overhead:
-            overhead[shape[:2]] = meter.measure(_Identity(), shape)[0].median_ms
-        timing, _ = meter.measure(standalone_layer(cfg), shape, () if int8 else ALL_FLOAT)
-        # What one call costs whatever it runs (session, copies) is paid once per subnet, not per layer.
-        layers[key] = max(0.0, timing.median_ms - overhead[shape[:2]])
-        if time.monotonic() - last_save > SAVE_EVERY_S:
+    shapes = sorted({(cfg.c_in, cfg.size_in) for cfg, _ in todo.values()})
+    calls = meter.measure_many([Workload(_Identity(), (c, size, size)) for c, size in shapes])
+    # What one call costs whatever it runs (session, copies) is paid once per subnet, not per layer.
+    call_cost = {shape: timing.best_ms for shape, (timing, _) in zip(shapes, calls)}
+    keys = list(todo)
+    with tqdm(total=len(keys), desc="layers", unit="layer", disable=not progress) as bar:
+        for first in range(0, len(keys), LAYERS_PER_CHUNK):
+            chunk = [todo[key] for key in keys[first:first + LAYERS_PER_CHUNK]]
+            timings = meter.measure_many([Workload(standalone_layer(cfg), (cfg.c_in, cfg.size_in, cfg.size_in),
+                                                   () if int8 else ALL_FLOAT) for cfg, int8 in chunk])
+            for key, (cfg, _), (timing, _) in zip(keys[first:], chunk, timings):
+                layers[key] = max(0.0, timing.best_ms - call_cost[(cfg.c_in, cfg.size_in)])
             replace(table, layers=dict(layers)).save(out)
-            last_save = time.monotonic()
+            bar.update(len(chunk))
     table = replace(table, layers=layers)
     table.save(out)
     if table.complete and not todo:
@@ -111,16 +111,15 @@ def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resum
     rng = np.random.default_rng(seed)
     archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(max(0, fit_archs - 2))]
     net = Supernet(space).eval()
-    measured, summed = [], []
-    for arch in tqdm(archs, desc="fit constant", unit="subnet", disable=not progress):
-        measured.append(meter.measure_subnet(net.extract(arch, simulate_activations=False), space, arch)[0].median_ms)
-        summed.append(table.layer_sum(space, arch, profile.runs_int8))
+    log.info("timing %d whole subnets and the frame together to fit the constant and scale", len(archs))
+    workloads = [meter.subnet_workload(net.extract(arch, simulate_activations=False), space, arch) for arch in archs]
+    *measured, constant = [timing.best_ms for timing, _ in meter.measure_many(workloads + [_frame_workload(meter, space)])]
+    summed = [table.layer_sum(space, arch, profile.runs_int8) for arch in archs]
     measured, summed = np.array(measured), np.array(summed)
     # Measured ~ constant + scale * sum. The constant (stem, head, per-call cost) is measured on the frame
     # alone; the scale, the median ratio over the subnets, absorbs what isolated layers misstate on every
     # layer alike (their own input quantization, cache state). Both are robust to one noisy timing,
     # where a least-squares line through 16 noisy points was not.
-    constant = frame_latency(meter, space)
     scale = float(np.median((measured - constant) / np.maximum(summed, 1e-9)))
     scale = scale if scale > 0 else 1.0
     error = np.abs(constant + scale * summed - measured) / measured

@@ -74,8 +74,8 @@ class HardwareProfile:
     threads: int = 1  # the same on every worker, so that measurements stay comparable
     batch_size: int = 1
     warmup: int = 5
-    repeats: int = 30  # timed runs, in 3 blocks: the lowest block median is the latency
-    sessions: int = 3  # onnxruntime: sessions the model is loaded into; the fastest counts
+    rounds: int = 8  # timing rounds; models measured together take turns (see search_engine.latency_meter)
+    round_ms: float = 25.0  # calls per model and round: for this long; the fastest call is the latency
     device: str = "cpu"
     int8: bool = True  # onnxruntime: run layers whose bit-widths are all <= 8 as int8
     calibration_images: int = 64  # onnxruntime int8: images that set the activation ranges
@@ -83,7 +83,7 @@ class HardwareProfile:
     node: str | None = None  # Ray: measure only on the node with this IP address (one device, one clock)
 
     def __post_init__(self) -> None:
-        for name in ("threads", "batch_size", "repeats", "sessions"):
+        for name in ("threads", "batch_size", "rounds", "round_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.warmup < 0:

@@ -45,8 +45,8 @@ TINY = {
     "search": {"objectives": ["accuracy:max", "latency_ms:min", "size_mb:min"], "budget": 8, "batch_size": 4,
                "initial": 4, "strategy": "linas"},
 }
-FAST_TORCH = {"name": "fast_torch", "backend": "torch", "threads": 1, "warmup": 1, "repeats": 3}
-FAST_ORT = {"name": "fast_ort", "backend": "onnxruntime", "threads": 1, "warmup": 1, "repeats": 6, "sessions": 1,
+FAST_TORCH = {"name": "fast_torch", "backend": "torch", "threads": 1, "warmup": 1, "rounds": 1, "round_ms": 1}
+FAST_ORT = {"name": "fast_ort", "backend": "onnxruntime", "threads": 1, "warmup": 1, "rounds": 2, "round_ms": 1,
             "calibration_images": 32}
 
 
