@@ -9,7 +9,7 @@ import yaml
 
 from predictors.lut import LatencyTable
 from search_engine.evaluators.latency import LatencyEvaluator
-from search_engine.latency_meter import LatencyMeter
+from search_engine.latency_meter import MIN_CALLS, LatencyMeter, time_interleaved
 from search_engine.profiling import distinct_layers, profile_space
 from search_space.config import HardwareProfile, load_config
 from search_space.errors import ConfigError
@@ -40,6 +40,14 @@ def trained(tiny_run):
 @pytest.fixture(scope="module")
 def tiny_space():
     return build(HybridSpace, TINY_SPACE, "tiny_lut")
+
+
+def test_models_timed_together_take_turns_round_by_round():
+    calls = []
+    runs = [lambda: calls.append("a"), lambda: calls.append("b")]
+    timings = time_interleaved(runs, warmup=1, rounds=3, round_ms=0)  # 0 ms: MIN_CALLS calls per round
+    assert calls == ["a", "b"] + (["a"] * MIN_CALLS + ["b"] * MIN_CALLS) * 3
+    assert all(0 <= t.best_ms <= t.median_ms for t in timings)
 
 
 def test_onnxruntime_latency_is_recorded_with_its_settings_and_grows_with_the_arch(trained):
