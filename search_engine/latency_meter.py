@@ -7,7 +7,7 @@ model is called for ``round_ms`` (at least ``MIN_CALLS`` times); the latency is 
 Why the fastest call, and why rounds (measured on this shared 2-core VM, README "Objectives on target
 hardware"): other tenants slow the machine in stretches of about half a second, during which even the
 fastest call is 1.4x slower, and outside them half the calls are still disturbed; the median of a few
-dozen calls agreed with a re-measurement of the same model within 10 % for only 15-40 % of 40 subnets.
+dozen calls agreed with a re-measurement of the same model within 10 % for only 15-25 % of 40 subnets.
 The fastest call of a stretch that escaped the disturbance is the model's own cost, and interleaving
 several models round by round spreads each one's calls over the whole measurement, so that one
 disturbed stretch cannot hold all of them: 8 rounds of 25 ms agreed within 10 % for 40 of 40. A single
