@@ -6,7 +6,7 @@
 3. search (continues the run's study to its budget);
 4. validate the measured front on the test split, measure its latency again, and evaluate the
    baselines: the largest and smallest subnet, and every front subnet at uniform int8 (``validated.csv``,
-   ``baselines.csv``);
+   ``baselines.csv``); the front and the baselines are timed together, so their latencies compare;
 5. export the most accurate, the fastest and the knee of the front (``export/trial-N``);
 6. plot and write ``report.md``.
 """
@@ -148,18 +148,6 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
     evaluator = make_evaluator(job, config, run_dir, trained)
     names = [o.name for o in job.objectives]
 
-    def measure(arch: Arch) -> dict:
-        values = evaluator.evaluate([arch])[0].values
-        test = subnet_accuracy(trained.supernet, arch, trained.data.train, trained.data.test, config.train.bn_batches)
-        return {**{n: values[n] for n in names if n in values}, "test_accuracy": test}
-
-    validated = []
-    for r in tqdm(front, desc="validate front", unit="subnet", disable=not progress):
-        again = measure(space.arch_from_str(r.arch))
-        row = {"trial": r.number, "arch": r.arch, **{n: r.values[n] for n in names},
-               "test_accuracy": again["test_accuracy"]}
-        row.update({f"{n}_again": again[n] for n in names if n.startswith("latency_ms") and n in again})
-        validated.append(row)
     candidates = [("largest", space.largest()), ("smallest", space.smallest())]
     if (anchor := uniform_int8(space, space.largest())) is not None:  # the SimQ-NAS comparison point
         candidates.append(("uniform int8 of the largest", anchor))
@@ -167,8 +155,22 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
                    if (a := uniform_int8(space, space.arch_from_str(r.arch))) is not None]
     seen: set[Arch] = set()
     candidates = [(label, a) for label, a in candidates if not (a in seen or seen.add(a))]  # each arch once
-    baselines = [{"baseline": label, "arch": arch.to_str(), **measure(arch)}
-                 for label, arch in tqdm(candidates, desc="baselines", unit="subnet", disable=not progress)]
+    archs = [space.arch_from_str(r.arch) for r in front] + [a for _, a in candidates]
+    # One call for all: the latency evaluator times them together, interleaved, so that the front and
+    # its baselines are compared under the same machine load (see search_engine.latency_meter).
+    log.info("validating %d front subnets and %d baselines: objectives again, accuracy on the test split",
+             len(front), len(candidates))
+    again = [m.values for m in evaluator.evaluate(archs)]
+    for values, arch in zip(again, tqdm(archs, desc="test accuracy", unit="subnet", disable=not progress)):
+        values["test_accuracy"] = subnet_accuracy(trained.supernet, arch, trained.data.train, trained.data.test,
+                                                  config.train.bn_batches)
+    validated = [{"trial": r.number, "arch": r.arch, **{n: r.values[n] for n in names},
+                  "test_accuracy": values["test_accuracy"],
+                  **{f"{n}_again": values[n] for n in names if n.startswith("latency_ms") and n in values}}
+                 for r, values in zip(front, again)]
+    baselines = [{"baseline": label, "arch": arch.to_str(), **{n: values[n] for n in names if n in values},
+                  "test_accuracy": values["test_accuracy"]}
+                 for (label, arch), values in zip(candidates, again[len(front):])]
     atomic_write_text(validated_csv, _rows_csv(validated))
     atomic_write_text(baselines_csv, _rows_csv(baselines))
     return validated, baselines

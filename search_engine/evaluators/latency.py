@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from search_engine.evaluators.base import EVALUATORS
-from search_engine.latency_meter import LatencyMeter
+from search_engine.latency_meter import LatencyMeter, Workload
 from search_space.arch import Arch
 from search_space.config import HardwareProfile
 from search_space.objectives import Metrics
@@ -33,21 +33,23 @@ class LatencyEvaluator:
         self.meter = LatencyMeter(profile)
 
     def evaluate(self, archs: Sequence[Arch]) -> list[Metrics]:
-        return [self._one(arch) for arch in archs]
-
-    def _one(self, arch: Arch) -> Metrics:
+        """All ``archs`` timed together, interleaved (see ``search_engine.latency_meter``): a search asks
+        for one at a time, so that each is stored as soon as it is measured; validation asks for all."""
         start = time.perf_counter()
+        workloads = [self._workload(arch) for arch in archs]
+        timed = self.meter.measure_many(workloads)
+        seconds = (time.perf_counter() - start) / max(len(archs), 1)
+        return [Metrics({self.objective: timing.best_ms}, seconds, {**meta, "median_call_ms": timing.median_ms})
+                for timing, meta in timed]
+
+    def _workload(self, arch: Arch) -> Workload:
         net = self.supernet
-        int8, ranges, images = self.meter.float_parts(net.space, arch) != onnx_io.ALL_FLOAT, None, None
-        if int8:
-            # The int8 model computes what the accuracy objective measured: BatchNorm statistics and
-            # activation ranges recalibrated for this subnet. Float timing does not depend on them.
-            with calibrated(net, arch, self.calibration, self.bn_batches):
-                ranges = net.extract(arch).activation_ranges()
-                model = net.extract(arch, simulate_activations=False).eval()
-            images = self.calibration.images[:self.profile.calibration_images].numpy()
-        else:
+        if self.meter.float_parts(net.space, arch) == onnx_io.ALL_FLOAT:
+            return self.meter.subnet_workload(net.extract(arch, simulate_activations=False).eval(), net.space, arch)
+        # The int8 model computes what the accuracy objective measured: BatchNorm statistics and
+        # activation ranges recalibrated for this subnet. Float timing does not depend on them.
+        with calibrated(net, arch, self.calibration, self.bn_batches):
+            ranges = net.extract(arch).activation_ranges()
             model = net.extract(arch, simulate_activations=False).eval()
-        timing, meta = self.meter.measure_subnet(model, net.space, arch, images, ranges)
-        return Metrics({self.objective: timing.best_ms}, time.perf_counter() - start,
-                       {**meta, "median_call_ms": timing.median_ms})
+        images = self.calibration.images[:self.profile.calibration_images].numpy()
+        return self.meter.subnet_workload(model, net.space, arch, images, ranges)
