@@ -26,6 +26,7 @@ from tqdm import tqdm
 from results.plots import Series, plot_hypervolume, plot_pairs
 from results.report import ReportInput, write_report
 from results.store import Record
+from search_engine.evaluators import CompositeEvaluator, Evaluator
 from search_engine.job import SearchJob, build_job, make_evaluator, run_job
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, load_hardware
@@ -154,26 +155,39 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
     candidates += [(f"uniform int8 of trial {r.number}", a) for r in front
                    if (a := uniform_int8(space, space.arch_from_str(r.arch))) is not None]
     seen: set[Arch] = set()
-    candidates = [(label, a) for label, a in candidates if not (a in seen or seen.add(a))]  # each arch once
-    archs = [space.arch_from_str(r.arch) for r in front] + [a for _, a in candidates]
-    # One call for all: the latency evaluator times them together, interleaved, so that the front and
-    # its baselines are compared under the same machine load (see search_engine.latency_meter).
-    log.info("validating %d front subnets and %d baselines: objectives again, accuracy on the test split",
+    candidates = [(label, a) for label, a in candidates if not (a in seen or seen.add(a))]  # each baseline once
+    front_values = {space.arch_from_str(r.arch): {n: r.values[n] for n in names if n in r.values} for r in front}
+    archs = list(dict.fromkeys([*front_values, *(a for _, a in candidates)]))  # each arch once
+    log.info("validating %d front subnets and %d baselines: latency again, accuracy on the test split",
              len(front), len(candidates))
-    again = [m.values for m in evaluator.evaluate(archs)]
-    for values, arch in zip(again, tqdm(archs, desc="test accuracy", unit="subnet", disable=not progress)):
-        values["test_accuracy"] = subnet_accuracy(trained.supernet, arch, trained.data.train, trained.data.test,
-                                                  config.train.bn_batches)
-    validated = [{"trial": r.number, "arch": r.arch, **{n: r.values[n] for n in names},
-                  "test_accuracy": values["test_accuracy"],
-                  **{f"{n}_again": values[n] for n in names if n.startswith("latency_ms") and n in values}}
-                 for r, values in zip(front, again)]
-    baselines = [{"baseline": label, "arch": arch.to_str(), **{n: values[n] for n in names if n in values},
-                  "test_accuracy": values["test_accuracy"]}
-                 for (label, arch), values in zip(candidates, again[len(front):])]
+    again = dict(zip(archs, _measure_again(evaluator, archs, front_values)))
+    for arch in tqdm(archs, desc="test accuracy", unit="subnet", disable=not progress):
+        again[arch]["test_accuracy"] = subnet_accuracy(trained.supernet, arch, trained.data.train, trained.data.test,
+                                                       config.train.bn_batches)
+    validated = []
+    for r, arch in zip(front, front_values):
+        values = again[arch]
+        validated.append({"trial": r.number, "arch": r.arch, **front_values[arch], "test_accuracy": values["test_accuracy"],
+                          **{f"{n}_again": values[n] for n in names if n.startswith("latency_ms") and n in values}})
+    baselines = [{"baseline": label, "arch": arch.to_str(), **{n: again[arch][n] for n in names if n in again[arch]},
+                  "test_accuracy": again[arch]["test_accuracy"]} for label, arch in candidates]
     atomic_write_text(validated_csv, _rows_csv(validated))
     atomic_write_text(baselines_csv, _rows_csv(baselines))
     return validated, baselines
+
+
+def _measure_again(evaluator: Evaluator, archs: list[Arch], known: dict[Arch, dict]) -> list[dict]:
+    """Objective values of ``archs``: latency measured again for all of them, timed together (the latency
+    evaluator interleaves the archs of one call, so the front and its baselines meet the same machine
+    load); the deterministic objectives taken from ``known`` where it has them, evaluated otherwise."""
+    parts = evaluator.parts if isinstance(evaluator, CompositeEvaluator) else (evaluator,)
+    out = [dict(known.get(a, {})) for a in archs]
+    unknown = [i for i, a in enumerate(archs) if a not in known]
+    for part in parts:
+        rows = range(len(archs)) if any(n.startswith("latency_ms") for n in part.provides) else unknown
+        for i, metrics in zip(rows, part.evaluate([archs[i] for i in rows])):
+            out[i].update(metrics.values)
+    return out
 
 
 def pick_exports(validated: list[dict], job: SearchJob) -> list[tuple[str, dict]]:

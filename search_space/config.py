@@ -74,8 +74,8 @@ class HardwareProfile:
     threads: int = 1  # the same on every worker, so that measurements stay comparable
     batch_size: int = 1
     warmup: int = 5
-    rounds: int = 8  # timing rounds; models measured together take turns (see search_engine.latency_meter)
-    round_ms: float = 25.0  # calls per model and round: for this long; the fastest call is the latency
+    rounds: int = 6  # timing rounds; models measured together take turns (see search_engine.latency_meter)
+    round_ms: float = 20.0  # calls per model and round: for this long; the fastest call is the latency
     device: str = "cpu"
     int8: bool = True  # onnxruntime: run layers whose bit-widths are all <= 8 as int8
     calibration_images: int = 64  # onnxruntime int8: images that set the activation ranges
