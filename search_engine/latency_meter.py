@@ -10,7 +10,8 @@ fastest call is 1.4x slower, and outside them half the calls are still disturbed
 dozen calls agreed with a re-measurement of the same model within 10 % for only 15-25 % of 40 subnets.
 The fastest call of a stretch that escaped the disturbance is the model's own cost, and interleaving
 several models round by round spreads each one's calls over the whole measurement, so that one
-disturbed stretch cannot hold all of them: 8 rounds of 25 ms agreed within 10 % for 40 of 40. A single
+disturbed stretch cannot hold all of them: 8 rounds of 25 ms agreed within 10 % for 40 of 40, and 6
+rounds of 20 ms (the default) for 97 of 100 (benchmarks/latency_lut.py). A single
 model has no others to interleave with; its rounds run back to back. Measured latency still varies
 between runs and machines: the same seed gives the same protocol, not the same numbers.
 """
