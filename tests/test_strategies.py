@@ -140,3 +140,33 @@ def test_linas_rejects_an_unknown_inner_search(nb201_space):
         STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, inner="cmaes")
     with pytest.raises(ConfigError, match="local_share"):
         STRATEGIES.get("linas")(nb201_space, TAB_OBJECTIVES, local_share=2.0)
+
+
+class _TableWithABrokenArch:
+    """The real table evaluator, except that one arch cannot be measured (as a device may refuse one)."""
+
+    def __init__(self, space, broken):
+        self.table, self.broken = EVALUATORS.get("table")(space), broken
+        self.provides, self.calls = self.table.provides, []
+
+    def evaluate(self, archs):
+        self.calls.append(len(archs))
+        if self.broken in archs:
+            raise RuntimeError("cannot measure this arch")
+        return self.table.evaluate(archs)
+
+
+def test_local_runner_measures_a_batch_in_one_call_and_isolates_a_failing_arch(nb201_space):
+    from search_engine.runners import RUNNERS
+
+    archs = nb201_space.table.archs[:4]
+    evaluator = _TableWithABrokenArch(nb201_space, archs[2])
+    runner = RUNNERS.get("local")(lambda: evaluator)
+    outcomes = dict(runner.submit(archs))
+    assert evaluator.calls == [4, 1, 1, 1, 1]  # the batch together; after its failure, one by one
+    assert isinstance(outcomes[archs[2]], RuntimeError)
+    expected = EVALUATORS.get("table")(nb201_space).evaluate([archs[0], archs[1], archs[3]])
+    assert [outcomes[a].values for a in (archs[0], archs[1], archs[3])] == [m.values for m in expected]
+    evaluator.broken = None
+    evaluator.calls.clear()
+    assert len(list(runner.submit(archs))) == 4 and evaluator.calls == [4]
