@@ -11,9 +11,9 @@ dozen calls agreed with a re-measurement of the same model within 10 % for only 
 The fastest call of a stretch that escaped the disturbance is the model's own cost, and interleaving
 several models round by round spreads each one's calls over the whole measurement, so that one
 disturbed stretch cannot hold all of them: 8 rounds of 25 ms agreed within 10 % for 40 of 40, and 6
-rounds of 20 ms (the default) for 97 of 100 (benchmarks/latency_lut.py). A single
-model has no others to interleave with; its rounds run back to back. Measured latency still varies
-between runs and machines: the same seed gives the same protocol, not the same numbers.
+rounds of 20 ms (the default) for 97 of 100 (benchmarks/latency_lut.py). A model measured alone
+(a Ray worker's arch) has no others to interleave with; its rounds run back to back. Measured latency
+still varies between runs and machines: the same seed gives the same protocol, not the same numbers.
 """
 from __future__ import annotations
 

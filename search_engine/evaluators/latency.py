@@ -33,8 +33,9 @@ class LatencyEvaluator:
         self.meter = LatencyMeter(profile)
 
     def evaluate(self, archs: Sequence[Arch]) -> list[Metrics]:
-        """All ``archs`` timed together, interleaved (see ``search_engine.latency_meter``): a search asks
-        for one at a time, so that each is stored as soon as it is measured; validation asks for all."""
+        """All ``archs`` timed together, interleaved (see ``search_engine.latency_meter``): the local
+        runner asks for a search's batch, a Ray worker for one arch, validation for the front and its
+        baselines."""
         start = time.perf_counter()
         workloads = [self._workload(arch) for arch in archs]
         timed = self.meter.measure_many(workloads)
