@@ -51,7 +51,7 @@ class AutoPredictor:
     def fit(self, X: np.ndarray, y: np.ndarray) -> AutoPredictor:
         X, y = np.asarray(X, float), np.asarray(y, float)
         views = ["all"] + (["encoding"] if self.encoding_columns and self.encoding_columns < X.shape[1] else [])
-        if self.chosen is None or len(X) >= self.reselect_growth * self._rows_at_choice:
+        if len(X) >= self.reselect_growth * self._rows_at_choice:  # always, until a choice is made
             if len(X) >= 9:
                 self.scores = {(c, v): cross_validated_tau(c, self._view(X, v), y, self.seed)
                                for c in self.candidates for v in views}

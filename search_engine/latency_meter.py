@@ -97,12 +97,6 @@ class LatencyMeter:
                                        self.profile.round_ms)
         return [(timing, meta) for timing, (_, meta) in zip(timings, prepared)]
 
-    def measure(self, model: nn.Module, input_shape: Sequence[int], float_prefixes: Sequence[str] = onnx_io.ALL_FLOAT,
-                calibration: np.ndarray | None = None, ranges: Mapping[str, tuple[float, float]] | None = None,
-                ) -> tuple[Timing, dict]:
-        """Time one model alone (its rounds back to back); see ``Workload`` for the arguments."""
-        return self.measure_many([Workload(model, tuple(input_shape), tuple(float_prefixes), calibration, ranges)])[0]
-
     @contextlib.contextmanager
     def _torch_threads(self) -> Iterator[None]:
         if self.profile.backend != "torch":
