@@ -136,3 +136,19 @@ def test_bad_checkpoints_raise_checkpoint_error(mnist_space, tiny_data, tmp_path
 def test_layer_arch_helper_rejects_wrong_fields():
     with pytest.raises(Exception):
         LayerArch("conv", heads=2, mlp_ratio=2)
+
+
+def test_scores_sum_top1_and_cross_entropy_over_batches():
+    """Batches of 3 over 8 images: the scores must equal the whole split's top-1 and mean cross-entropy."""
+    from supernet.calibration import accuracy, scores
+    from supernet.data import Split
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    split = Split(torch.randn(8, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
+    with torch.no_grad():
+        logits = model(split.images)
+    got = scores(model, split, batch_size=3)
+    assert got.accuracy == pytest.approx(100.0 * float((logits.argmax(1) == split.labels).float().mean()))
+    assert got.nll == pytest.approx(float(torch.nn.functional.cross_entropy(logits, split.labels)), rel=1e-6)
+    assert accuracy(model, split, batch_size=3) == got.accuracy
