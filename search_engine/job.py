@@ -127,9 +127,10 @@ class EvaluatorRecipe:
         return make_evaluator(build_job(self.config), self.config, self.run_dir)
 
 
-def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trained=None):
+def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trained=None, calibrator=None):
     """The evaluators of the job's objectives: a table lookup, or accuracy, latency and analytic costs.
-    ``trained``: the supernet with its data set, when the caller has loaded it already."""
+    ``trained``: the supernet with its data set, when the caller has loaded it already; ``calibrator``:
+    a ``supernet.calibration.Calibrator`` of it to share (one is made otherwise)."""
     space = job.space
     if isinstance(space, TabularSpace):
         return EVALUATORS.get("table")(space)
@@ -144,14 +145,18 @@ def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
 
         trained = trained or load_trained(config, config.checkpoint_path(run_dir))
     parts = []
+    if needs_supernet and calibrator is None:  # shared: the accuracy and latency evaluators calibrate an arch once
+        from supernet.calibration import Calibrator
+
+        calibrator = Calibrator(trained.supernet, trained.data.train, config.train.bn_batches)
     if "accuracy" in wanted:
-        parts.append(EVALUATORS.get("accuracy")(trained.supernet, trained.data, config.train.bn_batches))
+        parts.append(EVALUATORS.get("accuracy")(trained.supernet, trained.data, config.train.bn_batches, calibrator))
     for name, profile in latency.items():
         if profile.lut is not None:
             parts.append(EVALUATORS.get("latency-lut")(space, profile, name))
         else:
             parts.append(EVALUATORS.get("latency")(trained.supernet, profile, trained.data.train,
-                                                   config.train.bn_batches, name))
+                                                   config.train.bn_batches, name, calibrator))
     parts.append(EVALUATORS.get("analytic")(space))
     return CompositeEvaluator(parts)
 

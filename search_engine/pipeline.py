@@ -141,12 +141,13 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
         validated = _read_rows(validated_csv)
         if {r["arch"] for r in validated} == front_archs:
             return validated, _read_rows(baselines_csv)
-    from supernet.calibration import subnet_accuracy
+    from supernet.calibration import Calibrator, accuracy
     from supernet.trained import load_trained
 
     space = job.space
     trained = load_trained(config, config.checkpoint_path(run_dir))
-    evaluator = make_evaluator(job, config, run_dir, trained)
+    calibrator = Calibrator(trained.supernet, trained.data.train, config.train.bn_batches)
+    evaluator = make_evaluator(job, config, run_dir, trained, calibrator)
     names = [o.name for o in job.objectives]
 
     candidates = [("largest", space.largest()), ("smallest", space.smallest())]
@@ -162,8 +163,8 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
              len(front), len(candidates))
     again = dict(zip(archs, _measure_again(evaluator, archs, front_values)))
     for arch in tqdm(archs, desc="test accuracy", unit="subnet", disable=not progress):
-        again[arch]["test_accuracy"] = subnet_accuracy(trained.supernet, arch, trained.data.train, trained.data.test,
-                                                       config.train.bn_batches)
+        with calibrator(arch) as net:
+            again[arch]["test_accuracy"] = accuracy(net, trained.data.test, arch)
     validated = []
     for r, arch in zip(front, front_values):
         values = again[arch]

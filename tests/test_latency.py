@@ -16,7 +16,7 @@ from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
 from search_space.schema import build
 from supernet import onnx_io
-from supernet.calibration import calibrated
+from supernet.calibration import Calibrator, calibrated
 from supernet.model import Supernet
 from supernet.trained import load_trained
 from tests.conftest import FAST_ORT, run_cli
@@ -86,6 +86,43 @@ def test_int8_onnx_model_agrees_with_the_fake_quantized_subnet(trained, tmp_path
     assert (reference == labels.numpy()).mean() > 0.5  # a trained net, so agreement is not trivial
     assert (predicted == reference).mean() >= 0.95
     assert "QuantizeLinear" in {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
+
+
+def test_a_calibrator_remembers_statistics_that_equal_recomputed_ones(trained, monkeypatch):
+    space, net, data = trained.space, trained.supernet, trained.data
+    arch = space.arch_from_str(space.largest().to_str().replace("w32a32", "w8a8"))
+    before = {n: b.clone() for n, b in net.named_buffers()}
+    estimates = []
+    original = Calibrator._estimate
+    monkeypatch.setattr(Calibrator, "_estimate", lambda self, a: (estimates.append(a), original(self, a)))
+    calibrator = Calibrator(net, data.train, 4)
+    x = data.val.images[:32]
+    with torch.no_grad():
+        with calibrated(net, arch, data.train, 4) as fresh:
+            reference = fresh(x, arch)
+        outputs = []
+        for _ in range(2):
+            with calibrator(arch) as calibrated_net:
+                outputs.append(calibrated_net(x, arch))
+    assert estimates == [arch, arch]  # the one-off, then the calibrator once: its second use remembered
+    assert torch.equal(outputs[0], reference) and torch.equal(outputs[1], reference)
+    assert all(torch.equal(b, before[n]) for n, b in net.named_buffers())  # the supernet's own statistics restored
+
+
+def test_accuracy_and_latency_evaluators_calibrate_each_arch_once(trained, monkeypatch):
+    from search_engine.evaluators.accuracy import AccuracyEvaluator
+
+    space, net, data = trained.space, trained.supernet, trained.data
+    archs = [space.arch_from_str(space.largest().to_str().replace("w32a32", "w8a8")), space.smallest()]
+    estimates = []
+    original = Calibrator._estimate
+    monkeypatch.setattr(Calibrator, "_estimate", lambda self, a: (estimates.append(a), original(self, a)))
+    calibrator = Calibrator(net, data.train, 4)
+    shared = AccuracyEvaluator(net, data, 4, calibrator).evaluate(archs)
+    LatencyEvaluator(net, ORT, data.train, 4, calibrator=calibrator).evaluate(archs)
+    assert sorted(map(str, estimates)) == sorted(map(str, archs))
+    alone = AccuracyEvaluator(net, data, 4).evaluate(archs)
+    assert [m["accuracy"] for m in shared] == [m["accuracy"] for m in alone]
 
 
 def test_every_distinct_layer_is_profiled_once_and_the_table_predicts_measured_latency(tiny_space, tmp_path):

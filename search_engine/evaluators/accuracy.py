@@ -7,19 +7,21 @@ from collections.abc import Sequence
 from search_engine.evaluators.base import EVALUATORS
 from search_space.arch import Arch
 from search_space.objectives import Metrics
-from supernet.calibration import subnet_accuracy
+from supernet.calibration import Calibrator, accuracy
 from supernet.data import Dataset
 from supernet.model import Supernet
 
 
 @EVALUATORS.register("accuracy")
 class AccuracyEvaluator:
-    """Deterministic for a given supernet: the same calibration batches for every arch. Cached by arch."""
+    """Deterministic for a given supernet: the same calibration batches for every arch. Cached by arch.
+    ``calibrator``: shared with the latency evaluator, so that an arch is recalibrated once."""
 
     provides = ("accuracy",)
 
-    def __init__(self, supernet: Supernet, data: Dataset, bn_batches: int) -> None:
-        self.supernet, self.data, self.bn_batches = supernet, data, bn_batches
+    def __init__(self, supernet: Supernet, data: Dataset, bn_batches: int, calibrator: Calibrator | None = None) -> None:
+        self.supernet, self.data = supernet, data
+        self.calibrator = calibrator or Calibrator(supernet, data.train, bn_batches)
         self._cache: dict[Arch, float] = {}
 
     def evaluate(self, archs: Sequence[Arch]) -> list[Metrics]:
@@ -27,7 +29,7 @@ class AccuracyEvaluator:
         for arch in archs:
             start = time.perf_counter()
             if arch not in self._cache:
-                self._cache[arch] = subnet_accuracy(self.supernet, arch, self.data.train, self.data.val,
-                                                    self.bn_batches)
+                with self.calibrator(arch) as net:
+                    self._cache[arch] = accuracy(net, self.data.val, arch)
             out.append(Metrics({"accuracy": self._cache[arch]}, time.perf_counter() - start, {"split": "val"}))
         return out

@@ -17,7 +17,7 @@ from search_engine.latency_meter import LatencyMeter, Workload
 from search_space.arch import Arch
 from search_space.config import HardwareProfile
 from search_space.objectives import Metrics
-from supernet.calibration import calibrated
+from supernet.calibration import Calibrator
 from supernet.data import Split
 from supernet import onnx_io
 from supernet.model import Supernet
@@ -26,9 +26,10 @@ from supernet.model import Supernet
 @EVALUATORS.register("latency")
 class LatencyEvaluator:
     def __init__(self, supernet: Supernet, profile: HardwareProfile, calibration: Split, bn_batches: int,
-                 objective: str = "latency_ms") -> None:
-        self.supernet, self.profile, self.objective = supernet, profile, objective
-        self.calibration, self.bn_batches = calibration, bn_batches
+                 objective: str = "latency_ms", calibrator: Calibrator | None = None) -> None:
+        self.supernet, self.profile, self.objective, self.calibration = supernet, profile, objective, calibration
+        # Shared with the accuracy evaluator (same supernet, batches): an arch is recalibrated once.
+        self.calibrator = calibrator or Calibrator(supernet, calibration, bn_batches)
         self.provides = (objective,)
         self.meter = LatencyMeter(profile)
 
@@ -49,7 +50,7 @@ class LatencyEvaluator:
             return self.meter.subnet_workload(net.extract(arch, simulate_activations=False).eval(), net.space, arch)
         # The int8 model computes what the accuracy objective measured: BatchNorm statistics and
         # activation ranges recalibrated for this subnet. Float timing does not depend on them.
-        with calibrated(net, arch, self.calibration, self.bn_batches):
+        with self.calibrator(arch):
             ranges = net.extract(arch).activation_ranges()
             model = net.extract(arch, simulate_activations=False).eval()
         images = self.calibration.images[:self.profile.calibration_images].numpy()
