@@ -2,6 +2,7 @@
 runner and store wired together, run, and summarized. Usable as a library call."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,15 +101,17 @@ def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:
     space = job.space
     exact, precheck = {}, None
     if isinstance(space, HybridSpace):
+        # linas asks for the costs of every arch its inner search visits, often the same arch again
+        costs_of = functools.lru_cache(maxsize=1 << 16)(lambda arch: arch_costs(space, arch).as_dict())
+
         def cost(name):
-            return lambda arch: arch_costs(space, arch).as_dict()[name]
+            return lambda arch: costs_of(arch)[name]
 
         exact = {o.name: cost(o.name) for o in job.objectives if o.name in ANALYTIC_OBJECTIVES}
         analytic = [c for c in job.constraints if c.name in ANALYTIC_OBJECTIVES]
         if analytic:
             def precheck(arch) -> bool:
-                values = arch_costs(space, arch).as_dict()
-                return all(c.satisfied(values) for c in analytic)
+                return all(c.satisfied(costs_of(arch)) for c in analytic)
     search = config.search
     options = {"initial": job.initial, "predictor": search.predictor, "inner": search.inner,
                "local_share": search.local_share} if search.strategy == "linas" else {}
