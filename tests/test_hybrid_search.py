@@ -17,7 +17,7 @@ def test_train_then_search_measures_every_objective(tiny_run, capsys):
     assert len(rows) == 8 and len({r["arch"] for r in rows}) == 8
     for r in rows:
         assert 0 <= float(r["accuracy"]) <= 100 and float(r["latency_ms"]) > 0 and float(r["size_mb"]) > 0
-        assert r["backend"] == "torch" and r["threads"] == "1"
+        assert r["backend"] == "torch" and r["threads"] == "1" and float(r["val_cross_entropy"]) > 0
     assert "front of" in capsys.readouterr().out
 
 

@@ -16,7 +16,7 @@ from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
 from search_space.schema import build
 from supernet import onnx_io
-from supernet.calibration import Calibrator, calibrated
+from supernet.calibration import Calibrator, calibrated, scores
 from supernet.model import Supernet
 from supernet.trained import load_trained
 from tests.conftest import FAST_ORT, run_cli
@@ -123,6 +123,10 @@ def test_accuracy_and_latency_evaluators_calibrate_each_arch_once(trained, monke
     assert sorted(map(str, estimates)) == sorted(map(str, archs))
     alone = AccuracyEvaluator(net, data, 4).evaluate(archs)
     assert [m["accuracy"] for m in shared] == [m["accuracy"] for m in alone]
+    with calibrated(net, archs[0], data.train, 4) as fresh:
+        expected = scores(fresh, data.val, archs[0])
+    assert shared[0]["accuracy"] == expected.accuracy
+    assert shared[0].meta["val_cross_entropy"] == pytest.approx(expected.nll) and expected.nll > 0
 
 
 def test_every_distinct_layer_is_profiled_once_and_the_table_predicts_measured_latency(tiny_space, tmp_path):

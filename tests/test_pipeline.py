@@ -32,6 +32,21 @@ def _snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def test_most_accurate_export_breaks_top1_ties_by_validation_cross_entropy(pipeline_run):
+    from search_engine.job import build_job
+    from search_engine.pipeline import pick_exports
+
+    folder, run = pipeline_run
+    job = build_job(load_config(str(folder / "pipe.yaml")))
+    rows = [{"trial": 0, "accuracy": 98.0, "val_cross_entropy": 0.30, "latency_ms": 0.5, "size_mb": 0.3},
+            {"trial": 1, "accuracy": 98.0, "val_cross_entropy": 0.20, "latency_ms": 0.4, "size_mb": 0.2},
+            {"trial": 2, "accuracy": 97.0, "val_cross_entropy": 0.10, "latency_ms": 0.1, "size_mb": 0.1}]
+    picks = dict(pick_exports(rows, job))
+    assert picks["most accurate"]["trial"] == 1 and picks["fastest"]["trial"] == 2
+    validated = (run / "validated.csv").read_text().splitlines()
+    assert "val_cross_entropy" in validated[0].split(",")  # recorded with each front subnet
+
+
 def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
     _, run = pipeline_run
     report = (run / "report.md").read_text()
