@@ -102,5 +102,6 @@ def main() -> None:
     print(f"time {t_inherited:.0f} s inherited vs {t_scratch:.0f} s from scratch "
           f"({t_scratch / max(t_inherited, 1e-9):.0f}x)")
 
+
 if __name__ == "__main__":
     main()
