@@ -24,7 +24,7 @@ class AccuracyEvaluator:
     provides = ("accuracy",)
 
     def __init__(self, supernet: Supernet, data: Dataset, bn_batches: int, calibrator: Calibrator | None = None) -> None:
-        self.supernet, self.data = supernet, data
+        self.data = data
         self.calibrator = calibrator or Calibrator(supernet, data.train, bn_batches)
         self._cache: dict[Arch, Scores] = {}
 
