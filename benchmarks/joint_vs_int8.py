@@ -17,7 +17,9 @@ from pathlib import Path
 
 
 def rows(path: Path) -> list[dict]:
-    return [{k: (float(v) if k not in ("arch", "baseline") else v) for k, v in r.items()}
+    """The CSV's rows with numbers as floats; an empty cell (a column that runs measured before it
+    was recorded lack, e.g. ``val_cross_entropy`` in a run resumed across versions) becomes None."""
+    return [{k: (v if k in ("arch", "baseline") else float(v) if v != "" else None) for k, v in r.items()}
             for r in csv.DictReader(path.open())]
 
 
