@@ -224,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
-    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+    data = load_dataset(config.data, space.input, config.seed)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     checkpoint = run_dir / "supernet.pt"
     try:
@@ -257,7 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     job = build_job(config)  # validate everything before touching the run folder, the data set too
     if isinstance(job.space, HybridSpace):
-        load_dataset(config.data, job.space.input.channels, job.space.input.size, config.seed)
+        load_dataset(config.data, job.space.input, config.seed)
     if args.storage:
         from results.store import open_storage
 

@@ -30,7 +30,7 @@ def _worker_loop(setup: dict) -> None:
     space: HybridSpace = setup["space"]
     context = ray.train.get_context()
     torch.set_num_threads(setup["threads"])
-    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+    data = load_dataset(config.data, space.input, config.seed)
     # find_unused_parameters: each forward runs one subnet, so most supernet weights get no gradient.
     train_supernet(space, data, config.train, config.seed, Path(setup["checkpoint"]), resume=setup["resume"],
                    progress=False, shard=Shard(context.get_world_rank(), context.get_world_size()),

@@ -85,7 +85,7 @@ def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress
     if resume and load_checkpoint(checkpoint, space).get("epoch", 0) >= config.train.epochs:
         log.info("supernet already trained (%s)", checkpoint)
         return
-    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+    data = load_dataset(config.data, space.input, config.seed)
     train_supernet(space, data, config.train, config.seed, checkpoint, resume=resume, device=config.device,
                    progress=progress)
 

@@ -15,6 +15,7 @@ import torch
 
 from search_space.config import DataConfig
 from search_space.errors import DataError
+from search_space.hybrid import InputSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
@@ -105,8 +106,8 @@ def _load_cifar10(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 batch = pickle.load(fh, encoding="bytes")  # the official format is a pickle of numpy arrays
             xs.append(np.asarray(batch[b"data"], dtype=np.float32).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
-        except (OSError, pickle.UnpicklingError, KeyError, EOFError, ValueError) as err:
-            raise DataError(f"{f}: not a CIFAR-10 batch ({type(err).__name__})") from None
+        except Exception as err:  # unpickling garbage can raise almost any exception type
+            raise DataError(f"{f}: not a CIFAR-10 batch ({type(err).__name__}: {err})") from None
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -134,8 +135,9 @@ def _load_folder(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.n
     return np.stack(xs), np.asarray(ys, dtype=np.int64), classes
 
 
-def load_dataset(config: DataConfig, channels: int, size: int, seed: int) -> Dataset:
-    """Load, normalize and split the data set of ``config`` for a space's input shape."""
+def load_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Dataset:
+    """Load, normalize and split the data set of ``config`` for a space's input (shape and classes)."""
+    channels, size = input_spec.channels, input_spec.size
     if config.dataset == "mnist5k":
         images, labels = _load_mnist5k()
     else:
@@ -149,10 +151,14 @@ def load_dataset(config: DataConfig, channels: int, size: int, seed: int) -> Dat
     if images.shape[1:] != (channels, size, size):
         raise DataError(f"data set {config.dataset!r} has images of shape {images.shape[1:]}, but the space's "
                         f"input is {(channels, size, size)}; fix the space's 'input' or pick another data set")
+    classes = int(labels.max()) + 1
+    if classes > input_spec.classes:  # fewer is fine: the unused outputs simply learn never to fire
+        raise DataError(f"data set {config.dataset!r}{f' at {config.path}' if config.path else ''} has {classes} "
+                        f"classes, but the space's input.classes is {input_spec.classes}; raise it in the space's YAML")
     if config.limit is not None and config.limit < len(labels):
         keep = _stratified_subset(labels, config.limit, seed)
         images, labels = images[keep], labels[keep]
     train, val, test = _stratified_split(labels, config.val_fraction, config.test_fraction, seed)
     x, y = _normalize(images, train), torch.as_tensor(labels)
     return Dataset(config.dataset, Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]),
-                   channels, size, int(labels.max()) + 1)
+                   channels, size, classes)

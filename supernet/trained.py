@@ -24,5 +24,5 @@ def load_trained(config: ExperimentConfig, checkpoint: Path) -> Trained:
     if not isinstance(space, HybridSpace):
         raise ConfigError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     net = load_supernet(space, checkpoint, config.device)
-    data = load_dataset(config.data, space.input.channels, space.input.size, config.seed)
+    data = load_dataset(config.data, space.input, config.seed)
     return Trained(space, data, net)

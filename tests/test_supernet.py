@@ -97,7 +97,7 @@ def test_lower_bit_widths_change_outputs_more_and_32_bits_is_exact(mnist_space, 
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    return load_dataset(DataConfig(limit=400), 1, 28, seed=0)
+    return load_dataset(DataConfig(limit=400), load_space("mnist_hybrid").input, seed=0)
 
 
 TINY_TRAIN = TrainConfig(epochs=3, batch_size=32, lr=0.05, bn_batches=2)

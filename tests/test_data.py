@@ -1,0 +1,103 @@
+"""The data loaders on real files: CIFAR-10 python batches and folders of class subfolders of images,
+written here in their real formats; bad files and class counts the space cannot hold."""
+import pickle
+import re
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+import search
+from search_space import DataError
+from search_space.config import DataConfig
+from search_space.hybrid import InputSpec
+from supernet.data import load_dataset
+from tests.conftest import run_cli
+
+CIFAR_INPUT = InputSpec(channels=3, size=32, classes=10)
+
+
+def write_cifar_batch(path, labels, rng):
+    """One batch in the official format: a pickled dict of uint8 rows (1024 red, 1024 green, 1024 blue
+    values) and a list of labels. Class c has its red plane at 25 * c, so labels can be read back."""
+    data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+    for row, label in zip(data, labels):
+        row[:1024] = 25 * label
+    with path.open("wb") as fh:
+        pickle.dump({b"data": data, b"labels": list(labels)}, fh)
+
+
+def test_cifar10_batches_load_with_their_labels_and_channel_order(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("data_batch_1", "data_batch_2", "test_batch"):
+        write_cifar_batch(tmp_path / name, [c for c in range(10) for _ in range(4)], rng)
+    data = load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
+    assert (len(data.train), len(data.val), len(data.test)) == (100, 10, 10)  # 120 images, 10 % + 10 % per class
+    assert data.classes == 10 and data.train.images.shape[1:] == (3, 32, 32)
+    for split in (data.train, data.val, data.test):
+        red = split.images[:, 0].mean(dim=(1, 2))  # normalized, but still increasing with the class
+        assert np.all(np.diff(red[np.argsort(split.labels.numpy())].numpy()) >= -1e-6)
+
+
+def test_a_folder_of_class_subfolders_loads_resized_and_converted(tmp_path):
+    for label, (cls, shade) in enumerate({"ant": 0, "bee": 120, "cat": 240}.items()):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            Image.new("RGB", (40, 30), (shade, shade, 255 - shade)).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "ant" / "notes.txt").write_text("not an image, skipped")
+    data = load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 28, 10), seed=0)
+    assert data.classes == 3 and data.train.images.shape[1:] == (1, 28, 28)
+    assert len(data.train) + len(data.val) + len(data.test) == 30
+    gray = {int(y): float(x.mean()) for x, y in zip(data.train.images, data.train.labels)}
+    assert gray[0] < gray[1] < gray[2]  # subfolders in sorted order are labels 0, 1, 2
+
+
+@pytest.mark.parametrize("content,named", [
+    (b"\x00not a pickle", "data_batch_1"),
+    (pickle.dumps([1, 2, 3]), "data_batch_1"),  # a pickle, but not a dict of arrays
+    (pickle.dumps({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]}), "data_batch_1"),  # wrong row size
+])
+def test_a_corrupt_cifar_batch_is_a_data_error_naming_the_file(tmp_path, content, named):
+    (tmp_path / "data_batch_1").write_bytes(content)
+    with pytest.raises(DataError, match=named):
+        load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
+
+
+def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.new("L", (8, 8), 0).save(tmp_path / cls / "ok.png")
+    (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(DataError, match="broken.png"):
+        load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 2), seed=0)
+
+
+def test_more_classes_than_the_space_has_outputs_is_one_line_naming_the_field(tmp_path, capsys):
+    for c in range(11):
+        (tmp_path / "data" / f"class{c:02d}").mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (28, 28), 20 * c).save(tmp_path / "data" / f"class{c:02d}" / f"{i}.png")
+    config = {"name": "eleven", "space": "mnist_hybrid", "data": {"dataset": "folder", "path": str(tmp_path / "data")}}
+    (tmp_path / "eleven.yaml").write_text(yaml.safe_dump(config))
+    code, err = run_cli(["train", "--config", str(tmp_path / "eleven.yaml"), "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and len(err) == 1 and "11 classes" in err[0] and "input.classes is 10" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_supernet_trains_on_an_image_folder(tmp_path, capsys):
+    """A user's own folder, end to end through the CLI: classes told apart by brightness are learned."""
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (tmp_path / "data" / str(c)).mkdir(parents=True)
+        for i in range(40):
+            pixels = np.clip(rng.normal(60 + 70 * c, 20, (28, 28)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / str(c) / f"{i}.png")
+    config = {"name": "mine", "space": "mnist_hybrid", "data": {"dataset": "folder", "path": str(tmp_path / "data")},
+              "train": {"epochs": 2, "batch_size": 16, "lr": 0.05, "bn_batches": 2}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(config))
+    assert search.main(["train", "--config", str(tmp_path / "mine.yaml"), "--out", str(tmp_path / "run"), "-q"]) == 0
+    printed = capsys.readouterr().out
+    largest = float(re.search(r"largest ([0-9.]+) %", printed).group(1))
+    assert largest > 60  # chance is 33 %
+    assert (tmp_path / "run" / "supernet.pt").is_file()
