@@ -216,6 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from search_space.hybrid import HybridSpace
     from supernet.checkpoint import load_checkpoint
     from supernet.data import load_dataset
+    from supernet.device import checked_device
     from supernet.train import train_supernet
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []) + \
@@ -224,6 +225,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
+    checked_device(config.device, f"{config.source}: device")
     data = load_dataset(config.data, space.input, config.seed)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     checkpoint = run_dir / "supernet.pt"

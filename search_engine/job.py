@@ -71,6 +71,10 @@ def build_job(config: ExperimentConfig) -> SearchJob:
         profile = load_hardware(name)
         if profile.lut is not None and isinstance(space, HybridSpace):
             LatencyTable.load(Path(profile.lut), space)
+    if isinstance(space, HybridSpace):
+        from supernet.device import checked_device
+
+        checked_device(config.device, f"{config.source}: device")
     if config.checkpoint and isinstance(space, HybridSpace):  # a given checkpoint must load before any run starts
         from supernet.checkpoint import load_checkpoint
 

@@ -76,7 +76,6 @@ class HardwareProfile:
     warmup: int = 5
     rounds: int = 6  # timing rounds; models measured together take turns (see search_engine.latency_meter)
     round_ms: float = 20.0  # calls per model and round: for this long; the fastest call is the latency
-    device: str = "cpu"
     int8: bool = True  # onnxruntime: run layers whose bit-widths are all <= 8 as int8
     calibration_images: int = 64  # onnxruntime int8: images that set the activation ranges
     lut: str | None = None  # a latency lookup table (``hynas profile``): predict instead of measuring

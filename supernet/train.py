@@ -143,7 +143,7 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
     return TrainOutcome(net, history, checkpoint)
 
 
-def load_supernet(space: HybridSpace, checkpoint: Path, device: str = "cpu") -> Supernet:
+def load_supernet(space: HybridSpace, checkpoint: Path, device: str | torch.device = "cpu") -> Supernet:
     """A trained supernet from its checkpoint, in eval mode."""
     state = load_checkpoint(checkpoint, space)
     net = Supernet(space)

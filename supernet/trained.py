@@ -8,6 +8,7 @@ from search_space.config import ExperimentConfig, load_space
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
 from supernet.data import Dataset, load_dataset
+from supernet.device import checked_device
 from supernet.model import Supernet
 from supernet.train import load_supernet
 
@@ -23,6 +24,6 @@ def load_trained(config: ExperimentConfig, checkpoint: Path) -> Trained:
     space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise ConfigError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
-    net = load_supernet(space, checkpoint, config.device)
+    net = load_supernet(space, checkpoint, checked_device(config.device, f"{config.source}: device"))
     data = load_dataset(config.data, space.input, config.seed)
     return Trained(space, data, net)

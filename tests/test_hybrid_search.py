@@ -36,6 +36,8 @@ def test_larger_archs_are_slower(mnist_space):
     (["--set", "train.epochs=-1"], "epochs"),
     (["--config", "/no/such.yaml"], "not found"),
     (["--set", "space=nb201"], "table"),
+    (["--device", "cuda:99"], "cuda:99"),  # no GPU here; on a GPU machine, not 100 of them
+    (["--set", "device=tpu"], "device: 'tpu' is not a torch device"),
 ])
 def test_train_bad_input_is_one_line_and_leaves_the_run_alone(tiny_run, capsys, extra, named):
     folder, run = tiny_run

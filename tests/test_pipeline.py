@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 import search
 from search_space.config import load_config
@@ -149,6 +150,10 @@ BAD = [
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
                    "data.dataset=folder", "--set", f"data.path={f / 'no_images'}"], "no_images"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--seed", "x"], "invalid int"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "device=cuda:99"],
+     "device: 'cuda:99'"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "data.dataset=folder", "--set", f"data.path={f / 'eleven_classes'}"], "11 classes"),
     (lambda f, r: ["export", str(f / "not_a_run")], "not a run folder"),
     (lambda f, r: ["export", str(r)], "exactly one"),
     (lambda f, r: ["export", str(r), "--trial", "1", "--pick", "latency_ms<=1"], "exactly one"),
@@ -181,6 +186,9 @@ def bad_inputs(pipeline_run):
     space["stages"][1]["blocks"] = ["conv", "transformer"]
     (folder / "badblock.yaml").write_text(yaml.safe_dump(space))
     (folder / "no_images").mkdir(exist_ok=True)
+    for c in range(11):  # more classes than the space's 10 outputs
+        (folder / "eleven_classes" / str(c)).mkdir(parents=True, exist_ok=True)
+        Image.new("L", (28, 28), 20 * c).save(folder / "eleven_classes" / str(c) / "0.png")
     other = folder / "other_objectives"
     other.mkdir(exist_ok=True)
     config = yaml.safe_load((run / "config.yaml").read_text())
