@@ -226,4 +226,5 @@ def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
         apply_override(data, assignment)
     source = f"{resolved} with --set {' '.join(overrides)}" if overrides else str(resolved)
     config = build(ExperimentConfig, data, source)
-    return replace(config, source=str(resolved))
+    # Later checks (objectives, constraints, device) name the file; say when flags changed what it holds.
+    return replace(config, source=f"{resolved} (with command-line overrides)" if overrides else str(resolved))
