@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "One supernet of conv and attention blocks with per-layer bit-widths, trained once; "
                     "a multi-objective search for accuracy, latency and size.",
         epilog="Start with `hynas run` (the default config does the whole job on the embedded MNIST digits, "
-               "about 9 minutes on 2 cores). `hynas <command> --help` explains each command.",
+               "about 8 minutes on 2 cores). `hynas <command> --help` explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subs = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
