@@ -51,15 +51,11 @@ def main() -> None:
     y = torch.randint(0, space.input.classes, (a.batch,))
     with torch.no_grad():
         net(x, arch)  # initializes activation ranges
+    # Two extractions of the same supernet state: identical weights, trainable (fresh torch modules).
     standalone = net.extract(arch).train()
-    for p_ in standalone.parameters():
-        p_.requires_grad_(True)
     channels_last = net.extract(arch).train()
-    channels_last.load_state_dict(standalone.state_dict())
     channels_last.layers.register_forward_pre_hook(
         lambda _, args: (args[0].contiguous(memory_format=torch.channels_last),))
-    for p_ in channels_last.parameters():
-        p_.requires_grad_(True)
     rows = []
     for _ in range(3):  # interleave them so that machine noise hits all alike
         rows.append((step_time(lambda t: net(t, arch), net.parameters(), x, y, a.repeats),
