@@ -29,7 +29,7 @@ def main() -> None:
     a = p.parse_args()
     space = load_space("nb201", a.table)
     X = np.stack([space.features(arch) for arch in space.table.archs])
-    onehot = X[:, : space.encoding_size()]  # the baseline: plain one-hot ops per edge
+    onehot = X[:, space.feature_views()["one-hot"]]  # the baseline: plain one-hot ops per edge
     names = PREDICTORS.names()
     columns = a.columns.split(",")
     print(f"Kendall tau on {a.test} held-out cells, fitted on {a.train}, mean of {a.seeds} seeds")
@@ -44,7 +44,7 @@ def main() -> None:
                 idx = np.random.default_rng(seed).permutation(len(X))
                 tr, te = idx[: a.train], idx[a.train: a.train + a.test]
                 feats = onehot if name.startswith("ridge (") else X
-                options = {"encoding_columns": space.encoding_size()} if name == "auto" else {}
+                options = {"views": space.feature_views()} if name == "auto" else {}
                 model = PREDICTORS.get(name.split(" ")[0])(seed=seed, **options)
                 start = time.perf_counter()
                 mean, _ = model.fit(feats[tr], y[tr]).predict(feats[te])

@@ -247,9 +247,10 @@ class HybridSpace:
         return total
 
     # -- features for predictors ---------------------------------------------------
-    def encoding_size(self) -> int:
-        """Leading feature columns that encode the choices (the last 4, analytic costs, are derived)."""
-        return sum(2 + 8 * max(spec.depth) for spec in self.stages)
+    def feature_views(self) -> dict[str, np.ndarray]:
+        """The choices, and the 4 analytic costs after them."""
+        choices = sum(2 + 8 * max(spec.depth) for spec in self.stages)
+        return {"choices": np.arange(choices), "analytic-costs": choices + np.arange(4)}
 
     def features(self, arch: Arch) -> np.ndarray:
         """A float vector: per stage depth and width, per layer slot its choices (0 when masked),

@@ -11,7 +11,6 @@ numeric column can be an objective.
 from __future__ import annotations
 
 import csv
-import itertools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -63,20 +62,25 @@ class CellArch:
         """Edges on some input-to-output path with no 'none' on it (the rest cannot affect the output)."""
         return frozenset(e for path in NB201_PATHS if all(self.ops[i] != "none" for i in path) for e in path)
 
+    def output_edges(self) -> frozenset[int]:
+        """The edges a graph compiler keeps: those whose result reaches the output through no 'none'.
+
+        Unlike ``live_edges`` this keeps an op whose *input* is cut off (it still runs, on zeros),
+        and drops every edge when the output does not depend on the input (the cell folds to a
+        constant). Devices measured through such a compiler pay for these ops, not for all.
+        """
+        feeds_output = {3}
+        for e in reversed(range(len(NB201_EDGES))):  # edges are ordered by destination node
+            to_node, from_node = NB201_EDGES[e]
+            if to_node in feeds_output and self.ops[e] != "none":
+                feeds_output.add(from_node)
+        if 0 not in feeds_output:
+            return frozenset()
+        return frozenset(e for e, (to_node, _) in enumerate(NB201_EDGES)
+                         if to_node in feeds_output and self.ops[e] != "none")
+
     def __str__(self) -> str:
         return self.to_str()
-
-
-def _path_vocabulary() -> dict[tuple[int, tuple[str, ...]], int]:
-    live_ops = NB201_OPS[1:]
-    vocab = {}
-    for p, path in enumerate(NB201_PATHS):
-        for combo in itertools.product(live_ops, repeat=len(path)):
-            vocab[(p, combo)] = len(vocab)
-    return vocab
-
-
-_PATHS = _path_vocabulary()
 
 
 @dataclass(frozen=True)
@@ -165,27 +169,43 @@ class TabularSpace:
     def size(self) -> int:
         return len(self.table.archs)
 
-    def encoding_size(self) -> int:
-        """Leading feature columns that are the plain one-hot encoding (the rest are derived)."""
-        return len(NB201_EDGES) * len(NB201_OPS)
-
     def features(self, arch: CellArch) -> np.ndarray:
-        """One-hot ops per edge, the same for live edges only, the input-to-output paths that
-        carry no 'none' (BANANAS-style path encoding), op counts on live edges, and connectivity."""
-        n_ops = len(NB201_OPS)
-        live = arch.live_edges()
-        onehot = np.zeros((2, len(NB201_EDGES), n_ops))
-        for e, op in enumerate(arch.ops):
-            onehot[0, e, NB201_OPS.index(op)] = 1.0
-            if e in live:
-                onehot[1, e, NB201_OPS.index(op)] = 1.0
-        paths = np.zeros(len(_PATHS))
-        for p, path in enumerate(NB201_PATHS):
-            combo = tuple(arch.ops[e] for e in path)
-            if "none" not in combo:
-                paths[_PATHS[(p, combo)]] = 1.0
-        counts = onehot[1].sum(axis=0)[1:]
-        return np.concatenate([onehot.ravel(), paths, counts, [1.0 if live else 0.0]])
+        """One-hot ops per edge; the count of each op over every edge, over the edges that feed
+        the output (``output_edges``) and over live edges; whether any path is live; per
+        input-to-output path its convolutions and 3x3 convolutions (-1 if the path is cut);
+        and over live paths the most convolutions, the most 3x3 convolutions, whether one is an
+        identity, how many there are, and the most 3x3 windows (conv or pool) in a row.
+
+        The counts are what costs: an op costs the same on any edge, and which edges run
+        depends on the device (an accelerator runs every edge, a compiler prunes what cannot
+        reach the output). Depth along live paths is what accuracy follows. ``feature_views``
+        names these groups so that a predictor can use the one that ranks its objective best.
+        """
+        onehot = np.zeros((len(NB201_EDGES), len(NB201_OPS)))
+        onehot[np.arange(len(NB201_EDGES)), [NB201_OPS.index(op) for op in arch.ops]] = 1.0
+        counts = [onehot[sorted(edges)].sum(axis=0)[1:] if edges else np.zeros(len(NB201_OPS) - 1)
+                  for edges in (range(len(NB201_EDGES)), arch.output_edges(), arch.live_edges())]
+        convs, convs3, windows = [], [], []
+        for path in NB201_PATHS:
+            ops = [arch.ops[e] for e in path]
+            cut = "none" in ops
+            convs.append(-1 if cut else sum(op.startswith("nor_conv") for op in ops))
+            convs3.append(-1 if cut else ops.count("nor_conv_3x3"))
+            windows.append(-1 if cut else ops.count("nor_conv_3x3") + ops.count("avg_pool_3x3"))
+        live = [c >= 0 for c in convs]
+        identity = any(ok and all(arch.ops[e] == "skip_connect" for e in path) for ok, path in zip(live, NB201_PATHS))
+        summary = [max(convs), max(convs3), float(identity), float(sum(live)), max(windows)]
+        return np.concatenate([onehot.ravel(), *counts, [1.0 if any(live) else 0.0], convs, convs3, summary])
+
+    def feature_views(self) -> dict[str, np.ndarray]:
+        n_edges, n_ops = len(NB201_EDGES), len(NB201_OPS)
+        counts = n_edges * n_ops + np.arange(3 * (n_ops - 1)).reshape(3, n_ops - 1)
+        return {"one-hot": np.arange(n_edges * n_ops), "ops-every-edge": counts[0], "ops-feeding-output": counts[1],
+                "live-structure": np.arange(counts[2][0], self._feature_size)}
+
+    @cached_property
+    def _feature_size(self) -> int:
+        return len(self.features(self.table.archs[0]))
 
     def describe(self, arch: CellArch) -> str:
         return arch.to_str()

@@ -108,6 +108,10 @@ def test_importing_search_space_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-def test_encoding_size_marks_where_derived_features_start(mnist_space):
-    f = mnist_space.features(mnist_space.largest())
-    assert mnist_space.encoding_size() == len(f) - 4
+def test_feature_views_split_choices_from_analytic_costs(mnist_space):
+    from search_space.costs import arch_costs
+
+    arch = mnist_space.largest()
+    f, views = mnist_space.features(arch), mnist_space.feature_views()
+    assert np.array_equal(np.concatenate(list(views.values())), np.arange(len(f)))
+    assert f[views["analytic-costs"]][0] == pytest.approx(np.log10(arch_costs(mnist_space, arch).params))

@@ -37,6 +37,18 @@ def test_auto_reports_its_choice_and_scores():
     assert auto.chosen in auto.scores and max(auto.scores.values()) == auto.scores[auto.chosen]
 
 
+def test_auto_chooses_the_view_that_carries_the_signal():
+    rng = np.random.default_rng(5)
+    signal, _ = _additive(120, 5)
+    X = np.hstack([rng.normal(size=(120, 40)), signal])  # 40 noise columns, then the 8 that matter
+    y = signal @ np.array([3.0, -2.0, 1.5, 1.0, 0.5, -0.5, 2.0, 0.0]) + rng.normal(0, 0.3, 120)
+    views = {"noise": np.arange(40), "signal": 40 + np.arange(8)}
+    auto = PREDICTORS.get("auto")(seed=0, views=views).fit(X[:80], y[:80])
+    assert auto.chosen[1] == "signal"
+    assert auto.scores[auto.chosen] > auto.scores["ridge-rank", "all"] > auto.scores["ridge-rank", "noise"]
+    assert kendall_tau(y[80:], auto.predict(X[80:])[0]) > 0.9
+
+
 def test_auto_chooses_again_only_after_the_rows_grow_by_half():
     X, y = _additive(90, 4)
     auto = PREDICTORS.get("auto")(seed=0, candidates=("ridge", "forest"))

@@ -30,12 +30,40 @@ def test_live_edges_and_path_features():
     assert dangling.live_edges() == {3}
 
 
+def test_output_edges_are_what_a_compiler_keeps():
+    # edge 0->1 conv feeds node 1, which reaches the output by 1->3: kept although node 1's
+    # result is also used nowhere else; the 0->2 pool reaches no output: dropped
+    cell = CellArch(("nor_conv_3x3", "avg_pool_3x3", "none", "skip_connect", "nor_conv_1x1", "none"))
+    assert cell.output_edges() == {0, 3, 4}
+    # an op whose input is cut off (node 1 gets 'none' from the input) still runs, on zeros
+    cut_input = CellArch(("none", "none", "none", "skip_connect", "nor_conv_3x3", "none"))
+    assert cut_input.output_edges() == {3, 4} and cut_input.live_edges() == {3}
+    # the output does not depend on the input: the whole cell folds to a constant
+    folded = CellArch(("none", "none", "nor_conv_3x3", "none", "nor_conv_3x3", "nor_conv_3x3"))
+    assert folded.output_edges() == frozenset() and folded.live_edges() == frozenset()
+
+
+def test_features_count_ops_per_view(nb201_space):
+    views = nb201_space.feature_views()
+    cell = CellArch(("nor_conv_3x3", "avg_pool_3x3", "none", "skip_connect", "nor_conv_1x1", "none"))
+    f = nb201_space.features(cell)
+    assert np.array_equal(np.sort(np.concatenate(list(views.values()))), np.arange(len(f)))
+    assert f[views["one-hot"]].reshape(6, 5).argmax(axis=1).tolist() == [3, 4, 0, 1, 2, 0]
+    # per op (skip, conv 1x1, conv 3x3, pool): every edge, edges feeding the output
+    assert f[views["ops-every-edge"]].tolist() == [1, 1, 1, 1]
+    assert f[views["ops-feeding-output"]].tolist() == [1, 1, 1, 0]
+    live = f[views["live-structure"]]
+    # live counts (0->3 skip, 0->1->3 conv3x3 + conv1x1), connected, convs / 3x3 convs per path,
+    # then most convs, most 3x3 convs, identity path, live paths, most 3x3 windows
+    assert live.tolist() == [1, 1, 1, 0, 1, 0, 2, -1, -1, 0, 1, -1, -1, 2, 1, 1, 2, 1]
+
+
 def test_features_separate_connected_from_disconnected(nb201_space):
     rng = np.random.default_rng(0)
+    connected = nb201_space.feature_views()["live-structure"][4]
     for _ in range(100):
         arch = nb201_space.sample(rng)
-        f = nb201_space.features(arch)
-        assert f[-1] == (1.0 if arch.live_edges() else 0.0)
+        assert nb201_space.features(arch)[connected] == (1.0 if arch.live_edges() else 0.0)
 
 
 @pytest.mark.parametrize("text", ["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|", "garbage",

@@ -84,7 +84,7 @@ class Linas(Strategy):
         self.initial, self.inner, self.shortlist, self.local_share = initial, inner, shortlist, local_share
         self.inner_population, self.inner_generations = inner_population, inner_generations
         self.predicted = [o for o in self.objectives if o.name not in self.exact]
-        options = {"encoding_columns": self.space.encoding_size()} if predictor == "auto" else {}
+        options = {"views": self.space.feature_views()} if predictor == "auto" else {}
         self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed, **options) for o in self.predicted}
         self._features: dict = {}
         self.reference: np.ndarray | None = None
