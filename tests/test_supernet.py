@@ -64,7 +64,9 @@ def test_extracted_subnets_match_the_supernet_and_the_analytic_costs(hybrid_spac
         arch = hybrid_space.sample(rng)
         sub = net.extract(arch).eval()
         with torch.no_grad():
-            assert (net(x, arch) - sub(x)).abs().max().item() <= 1e-5
+            # bit for bit: the same ops in the same memory layout; any rounding difference can flip
+            # an activation quantization level, which moves the logits by far more than rounding
+            assert torch.equal(net(x, arch), sub(x))
         costs = arch_costs(hybrid_space, arch)
         assert sum(p.numel() for p in sub.parameters()) == costs.params
         assert _count_macs(sub, x) == costs.macs
