@@ -174,7 +174,7 @@ class TabularSpace:
         the output (``output_edges``) and over live edges; whether any path is live; per
         input-to-output path its convolutions and 3x3 convolutions (-1 if the path is cut);
         and over live paths the most convolutions, the most 3x3 convolutions, whether one is an
-        identity, how many there are, and the most 3x3 windows (conv or pool) in a row.
+        identity, how many there are, and the most 3x3 windows (conv or pool) along one.
 
         The counts are what costs: an op costs the same on any edge, and which edges run
         depends on the device (an accelerator runs every edge, a compiler prunes what cannot
@@ -198,6 +198,7 @@ class TabularSpace:
         return np.concatenate([onehot.ravel(), *counts, [1.0 if any(live) else 0.0], convs, convs3, summary])
 
     def feature_views(self) -> dict[str, np.ndarray]:
+        """The column groups of ``features``: one-hot, the two cost counts, and the live structure."""
         n_edges, n_ops = len(NB201_EDGES), len(NB201_OPS)
         counts = n_edges * n_ops + np.arange(3 * (n_ops - 1)).reshape(3, n_ops - 1)
         return {"one-hot": np.arange(n_edges * n_ops), "ops-every-edge": counts[0], "ops-feeding-output": counts[1],
