@@ -21,6 +21,18 @@ def _bit_choices(space: HybridSpace) -> tuple[int, ...]:
     return tuple(sorted(set(q.act_bits) | {q.stem_head_bits}))
 
 
+def to_body_layout(x: torch.Tensor) -> torch.Tensor:
+    """The memory layout of every layer after the stem, in the supernet and in extracted subnets.
+
+    Channels-last: PyTorch's CPU depthwise convolutions (forward and, above all, backward) run
+    2-4x faster in it, which makes a training step about 1.4x faster
+    (benchmarks/supernet_overhead.py); the attention block's tokens are then a plain view. Both
+    models must share it: float rounding that differs in the last bit can flip an activation's
+    quantization level, and the logits then differ by a level's worth (up to 0.02 on the demo).
+    """
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 class Supernet(nn.Module):
     def __init__(self, space: HybridSpace) -> None:
         super().__init__()
@@ -58,10 +70,7 @@ class Supernet(nn.Module):
         bits = self.space.quantization.stem_head_bits
         x = F.relu(self.stem_bn(self.stem(self.q_stem(x, bits), self.space.stem.channels,
                                           self.space.stem.kernel, bits)))  # (B, stem, H/s, W/s)
-        # Channels-last from here on: PyTorch's CPU depthwise convolutions (forward and, above all,
-        # backward) run 2-4x faster in it, which makes a training step about 1.4x faster
-        # (benchmarks/supernet_overhead.py); the attention block's tokens are then a plain view.
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = to_body_layout(x)
         for stage_modules, stage in zip(self.slots, arch.stages):
             for branches, layer in zip(stage_modules, stage.layers):
                 x = branches[layer.block](x, layer, stage.width)
@@ -129,9 +138,5 @@ class SubNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.stem_bn(self.stem(self.q_stem(x))))
-        # The supernet's layout (see Supernet.forward): in another layout, float rounding that
-        # differs in the last bit can flip an activation's quantization level, and the logits
-        # then differ by a level's worth (up to 0.02 on the demo), not by rounding.
-        x = x.contiguous(memory_format=torch.channels_last)
-        x = self.layers(x)
+        x = self.layers(to_body_layout(x))
         return self.head(self.q_head(x.mean(dim=(2, 3))))
