@@ -132,6 +132,47 @@ def load_table(path: str | Path) -> Table:
     return Table(str(path), tuple(archs), columns)
 
 
+def feature_parts(arch: CellArch) -> dict[str, np.ndarray]:
+    """A cell's predictor features in named parts (the views of ``TabularSpace.feature_views``):
+
+    - ``one-hot``: the op on each edge;
+    - ``ops-every-edge`` and ``ops-feeding-output``: the count of each op (skip, conv 1x1,
+      conv 3x3, pool) over every edge and over ``output_edges``;
+    - ``live-structure``: the same counts over live edges; whether any path is live; per
+      input-to-output path its convolutions and 3x3 convolutions (-1 if the path is cut); and
+      over live paths the most convolutions, the most 3x3 convolutions, whether one is an
+      identity, how many there are, and the most 3x3 windows (conv or pool) along one.
+
+    The counts are what costs: an op costs the same on any edge, and which edges run depends on
+    the device (an accelerator runs every edge, a compiler prunes what cannot reach the output).
+    Depth along live paths is what accuracy follows. A predictor uses the part that ranks its
+    objective best.
+    """
+    onehot = np.zeros((len(NB201_EDGES), len(NB201_OPS)))
+    onehot[np.arange(len(NB201_EDGES)), [NB201_OPS.index(op) for op in arch.ops]] = 1.0
+
+    def counts(edges) -> np.ndarray:
+        return onehot[sorted(edges)].sum(axis=0)[1:]  # without 'none'
+
+    convs, convs3, windows = [], [], []
+    for path in NB201_PATHS:
+        ops = [arch.ops[e] for e in path]
+        cut = "none" in ops
+        convs.append(-1 if cut else sum(op.startswith("nor_conv") for op in ops))
+        convs3.append(-1 if cut else ops.count("nor_conv_3x3"))
+        windows.append(-1 if cut else ops.count("nor_conv_3x3") + ops.count("avg_pool_3x3"))
+    live_paths = sum(c >= 0 for c in convs)
+    identity = any(all(arch.ops[e] == "skip_connect" for e in path) for path in NB201_PATHS)
+    return {
+        "one-hot": onehot.ravel(),
+        "ops-every-edge": counts(range(len(NB201_EDGES))),
+        "ops-feeding-output": counts(arch.output_edges()),
+        "live-structure": np.concatenate([
+            counts(arch.live_edges()), [float(live_paths > 0)], convs, convs3,
+            [max(convs), max(convs3), float(identity), float(live_paths), max(windows)]]),
+    }
+
+
 @dataclass(frozen=True)
 class TabularSpace:
     """The NB201 cell space restricted to the cells of a table. Genes: one op index per edge."""
@@ -170,43 +211,14 @@ class TabularSpace:
         return len(self.table.archs)
 
     def features(self, arch: CellArch) -> np.ndarray:
-        """One-hot ops per edge; the count of each op over every edge, over the edges that feed
-        the output (``output_edges``) and over live edges; whether any path is live; per
-        input-to-output path its convolutions and 3x3 convolutions (-1 if the path is cut);
-        and over live paths the most convolutions, the most 3x3 convolutions, whether one is an
-        identity, how many there are, and the most 3x3 windows (conv or pool) along one.
-
-        The counts are what costs: an op costs the same on any edge, and which edges run
-        depends on the device (an accelerator runs every edge, a compiler prunes what cannot
-        reach the output). Depth along live paths is what accuracy follows. ``feature_views``
-        names these groups so that a predictor can use the one that ranks its objective best.
-        """
-        onehot = np.zeros((len(NB201_EDGES), len(NB201_OPS)))
-        onehot[np.arange(len(NB201_EDGES)), [NB201_OPS.index(op) for op in arch.ops]] = 1.0
-        counts = [onehot[sorted(edges)].sum(axis=0)[1:] if edges else np.zeros(len(NB201_OPS) - 1)
-                  for edges in (range(len(NB201_EDGES)), arch.output_edges(), arch.live_edges())]
-        convs, convs3, windows = [], [], []
-        for path in NB201_PATHS:
-            ops = [arch.ops[e] for e in path]
-            cut = "none" in ops
-            convs.append(-1 if cut else sum(op.startswith("nor_conv") for op in ops))
-            convs3.append(-1 if cut else ops.count("nor_conv_3x3"))
-            windows.append(-1 if cut else ops.count("nor_conv_3x3") + ops.count("avg_pool_3x3"))
-        live = [c >= 0 for c in convs]
-        identity = any(ok and all(arch.ops[e] == "skip_connect" for e in path) for ok, path in zip(live, NB201_PATHS))
-        summary = [max(convs), max(convs3), float(identity), float(sum(live)), max(windows)]
-        return np.concatenate([onehot.ravel(), *counts, [1.0 if any(live) else 0.0], convs, convs3, summary])
+        """The parts of ``feature_parts`` end to end."""
+        return np.concatenate(list(feature_parts(arch).values()))
 
     def feature_views(self) -> dict[str, np.ndarray]:
-        """The column groups of ``features``: one-hot, the two cost counts, and the live structure."""
-        n_edges, n_ops = len(NB201_EDGES), len(NB201_OPS)
-        counts = n_edges * n_ops + np.arange(3 * (n_ops - 1)).reshape(3, n_ops - 1)
-        return {"one-hot": np.arange(n_edges * n_ops), "ops-every-edge": counts[0], "ops-feeding-output": counts[1],
-                "live-structure": np.arange(counts[2][0], self._feature_size)}
-
-    @cached_property
-    def _feature_size(self) -> int:
-        return len(self.features(self.table.archs[0]))
+        """Each part of ``feature_parts`` as the columns it fills in ``features``."""
+        sizes = {name: len(part) for name, part in feature_parts(CellArch(("none",) * len(NB201_EDGES))).items()}
+        ends = np.cumsum(list(sizes.values()))
+        return {name: np.arange(end - size, end) for (name, size), end in zip(sizes.items(), ends)}
 
     def describe(self, arch: CellArch) -> str:
         return arch.to_str()
