@@ -17,6 +17,7 @@ import numpy as np
 
 from search_space.arch import ALLOWED_BITS, BLOCK_TYPES, Arch, LayerArch, StageArch
 from search_space.errors import SearchSpaceError
+from search_space.protocol import column_views
 
 LAYER_GENES = ("block", "kernel", "expand", "heads", "mlp_ratio", "wbits", "abits")
 
@@ -247,26 +248,26 @@ class HybridSpace:
         return total
 
     # -- features for predictors ---------------------------------------------------
-    def feature_views(self) -> dict[str, np.ndarray]:
-        """The choices, and the 4 analytic costs after them."""
-        choices = sum(2 + 8 * max(spec.depth) for spec in self.stages)
-        return {"choices": np.arange(choices), "analytic-costs": choices + np.arange(4)}
+    def feature_parts(self, arch: Arch) -> dict[str, np.ndarray]:
+        """An arch's predictor features in named parts (the views of ``feature_views``):
 
-    def features(self, arch: Arch) -> np.ndarray:
-        """A float vector: per stage depth and width, per layer slot its choices (0 when masked),
-        then log analytic costs, which rank latency and size well on their own."""
+        - ``choices``: per stage its depth and width, per layer slot whether it runs, its block
+          type, kernel, expand ratio, heads, MLP ratio and bit-widths (0 where they do not apply);
+        - ``analytic-costs``: log10 of parameters, MACs, bit-operations and size, which rank
+          latency and size well on their own.
+        """
         from search_space.costs import arch_costs
 
-        feats: list[float] = []
+        choices: list[float] = []
         for spec, stage in zip(self.stages, arch.stages):
-            feats += [_ordinal(spec.depth, stage.depth), _ordinal(spec.width, stage.width)]
+            choices += [_ordinal(spec.depth, stage.depth), _ordinal(spec.width, stage.width)]
             for slot in range(max(spec.depth)):
                 if slot >= stage.depth:
-                    feats += [0.0] * 8
+                    choices += [0.0] * 8
                     continue
                 layer = stage.layers[slot]
                 conv = layer.block == "conv"
-                feats += [
+                choices += [
                     1.0,
                     0.0 if conv else 1.0,
                     _ordinal(spec.kernel, layer.kernel) if conv else 0.0,
@@ -277,8 +278,16 @@ class HybridSpace:
                     math.log2(layer.abits) / 5.0,
                 ]
         costs = arch_costs(self, arch)
-        feats += [math.log10(costs.params), math.log10(costs.macs), math.log10(costs.bitops), math.log10(costs.size_mb)]
-        return np.asarray(feats, dtype=np.float64)
+        return {"choices": np.asarray(choices, dtype=np.float64),
+                "analytic-costs": np.log10([costs.params, costs.macs, costs.bitops, costs.size_mb])}
+
+    def features(self, arch: Arch) -> np.ndarray:
+        """The parts of ``feature_parts`` end to end."""
+        return np.concatenate(list(self.feature_parts(arch).values()))
+
+    def feature_views(self) -> dict[str, np.ndarray]:
+        """Each part of ``feature_parts`` as the columns it fills in ``features``."""
+        return column_views(self.feature_parts(self.smallest()))
 
     def describe(self, arch: Arch) -> str:
         return arch.to_str()

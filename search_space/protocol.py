@@ -1,6 +1,7 @@
 """The ``SearchSpace`` protocol every space implements (``HybridSpace``, ``TabularSpace``)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -27,3 +28,11 @@ class SearchSpace(Protocol):
     def size(self) -> int: ...
     def arch_from_str(self, text: str) -> Any: ...
     def describe(self, arch: Any) -> str: ...
+
+
+def column_views(parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns each named part fills when the parts are concatenated in order (a space's
+    ``feature_views``, derived from the parts of any one arch, so no offset is written by hand)."""
+    sizes = [len(part) for part in parts.values()]
+    ends = np.cumsum(sizes, dtype=int)
+    return {name: np.arange(end - size, end) for name, size, end in zip(parts, sizes, ends)}

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from search_space.errors import DataError, SearchSpaceError
+from search_space.protocol import column_views
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (to_node, from_node) of each of the 6 edges, in the order of the canonical string.
@@ -216,9 +217,7 @@ class TabularSpace:
 
     def feature_views(self) -> dict[str, np.ndarray]:
         """Each part of ``feature_parts`` as the columns it fills in ``features``."""
-        sizes = {name: len(part) for name, part in feature_parts(CellArch(("none",) * len(NB201_EDGES))).items()}
-        ends = np.cumsum(list(sizes.values()))
-        return {name: np.arange(end - size, end) for (name, size), end in zip(sizes.items(), ends)}
+        return column_views(feature_parts(CellArch(("none",) * len(NB201_EDGES))))
 
     def describe(self, arch: CellArch) -> str:
         return arch.to_str()
