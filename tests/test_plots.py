@@ -1,0 +1,27 @@
+"""Plots zoom onto the front a reader looks at."""
+import numpy as np
+
+from results.plots import outlying_front
+from search_space.objectives import Objective
+
+ACC = Objective("test_acc", "max")
+LATENCY = Objective("latency_ms", "min")
+
+
+def test_a_lone_degenerate_front_point_is_left_off_the_axes():
+    # NB201: a cell that never connects input to output is on the front at 10 % accuracy.
+    acc = np.array([10.0, 83.9, 84.6, 86.5, 87.8, 88.9, 90.1, 90.7, 91.0, 91.5])
+    assert outlying_front(acc, ACC).tolist() == [True] + [False] * 9
+    latency = np.array([0.0118, 2.5, 2.8, 5.0, 7.4, 12.4, 19.5, 22.9, 35.4, 59.1])
+    assert not outlying_front(latency, LATENCY).any()  # the fast end is the better end: always shown
+
+
+def test_an_evenly_spread_or_tiny_front_is_shown_whole():
+    assert not outlying_front(np.linspace(90, 98, 12), ACC).any()
+    assert not outlying_front(np.array([10.0, 90.0]), ACC).any()
+    # a gap that would hide more than a tenth of the front is the front's own shape, not an outlier
+    spread = np.array([1.0, 1.1, 1.2, 9.0, 9.1, 9.2, 9.3, 9.4, 9.5, 9.6])
+    assert not outlying_front(spread, LATENCY).any()
+    assert outlying_front(np.append(spread[3:], 80.0), LATENCY).tolist() == [False] * 7 + [True]
+    # the most accurate subnet twice as slow as the rest of the front is the front's end, not an outlier
+    assert not outlying_front(np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.75]), LATENCY).any()
