@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "hynas profile --space mnist_hybrid --hardware cpu_ort --out luts/mnist_cpu_ort.json")
     profile_p.add_argument("--space", help="space YAML or preset name (default: the config's space)")
     profile_p.add_argument("--hardware", help="hardware profile YAML or preset name (default: the config's first)")
-    profile_p.add_argument("--fit-archs", type=_positive_int, default=16,
-                           help="whole subnets measured to fit the table's constant and scale (default: %(default)s)")
+    profile_p.add_argument("--fit-archs", type=_positive_int, default=40,
+                           help="whole subnets measured to fit the table's scale per kind of layer (default: %(default)s)")
     profile_p.set_defaults(handler=cmd_profile)
 
     export_p = _sub(subs, "export", "export a subnet: weights, torch.export program, ONNX fp32 and int8, each "
@@ -368,8 +368,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
                           progress=not args.quiet)
     print(f"latency table {out}: {len(table.layers)} layer configurations of {space.name} on "
           f"{table.machine['host']} ({hardware.backend}, {hardware.threads} thread(s)); fit on {int(table.fit['archs'])} "
-          f"subnets: latency = {table.constant_ms:.4f} ms + {table.scale:.3f} x sum of layers, median error "
-          f"{100 * table.fit['median_abs_error']:.1f} %")
+          f"subnets: latency = {table.constant_ms:.4f} ms + the layers' sum, scaled per kind ("
+          + ", ".join(f"{kind} x {scale:.2f}" for kind, scale in sorted(table.scales.items()))
+          + f"), median error {100 * table.fit['median_abs_error']:.1f} %")
     print(f"search with it: add `lut: {out.resolve()}` to a hardware profile YAML")
     return 0
 

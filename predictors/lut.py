@@ -1,5 +1,13 @@
 """Latency lookup tables: a subnet's latency predicted from the sum of its layers' profiled latencies,
-with a constant and a scale fitted on whole subnets (the nn-Meter approach, at layer granularity).
+with a measured constant and one scale per kind of layer fitted on whole subnets (the nn-Meter
+approach, at layer granularity).
+
+Why a scale per kind (block type x execution precision): a layer timed alone pays for entering and
+leaving its runtime's layout (ONNX Runtime runs int8 convolutions in NHWC behind transposes, float
+ones in blocked NCHWc behind reorders), which a run of layers of its kind in a subnet pays once;
+measured, int8 conv layers cost 0.55x their isolated time in a subnet, float ones 1.2x (they break
+the int8 layout around them). One scale for all left 35 % of 300 subnets within 10 % of their
+measured latency, one per kind 84 % (README, "Objectives on target hardware").
 
 A table is profiled once on the target (``hynas profile``) and travels as a JSON file; searching
 with it needs neither the device nor torch. It is tied to one space: its fingerprint is checked.
@@ -21,7 +29,12 @@ from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 
-FORMAT = "hynas-latency-lut/1"
+FORMAT = "hynas-latency-lut/2"  # /1 had one scale, and int8 layers timed with the artefact of onnx_io.unshare_initializers
+
+
+def layer_kind(block: str, int8: bool) -> str:
+    """The group of layers that share a scale: ``conv_int8``, ``attn_float``, ..."""
+    return f"{block}_{'int8' if int8 else 'float'}"
 
 
 def space_fingerprint(space: HybridSpace) -> str:
@@ -37,32 +50,36 @@ class LatencyTable:
     machine: Mapping[str, str]  # where it was profiled: host, processor, library versions
     layers: Mapping[str, float] = field(default_factory=dict)  # latency key -> median ms
     constant_ms: float | None = None  # stem, head, pooling and per-call overhead; None until fitted
-    scale: float = 1.0  # fitted with the constant on whole subnets
-    fit: Mapping[str, float] = field(default_factory=dict)  # how the constant was fitted, and its error
+    scales: Mapping[str, float] = field(default_factory=dict)  # per ``layer_kind``, fitted; a kind not fitted: 1
+    fit: Mapping[str, float] = field(default_factory=dict)  # how the scales were fitted, and their error
 
     @property
     def complete(self) -> bool:
         return self.constant_ms is not None
 
-    def layer_sum(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> float:
-        total = 0.0
+    def layer_sums(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> dict[str, float]:
+        """The profiled latencies of ``arch``'s layers summed per ``layer_kind``."""
+        sums: dict[str, float] = {}
         for cfg in layer_configs(space, arch):
-            key = cfg.latency_key(runs_int8(cfg.layer.wbits, cfg.layer.abits))
+            int8 = runs_int8(cfg.layer.wbits, cfg.layer.abits)
+            key = cfg.latency_key(int8)
             if key not in self.layers:
                 raise ConfigError(f"latency table of space {self.space!r} has no entry for layer {key}; "
                                   "profile again with `hynas profile --resume`")
-            total += self.layers[key]
-        return total
+            kind = layer_kind(cfg.layer.block, int8)
+            sums[kind] = sums.get(kind, 0.0) + self.layers[key]
+        return sums
 
     def predict(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> float:
         if self.constant_ms is None:
             raise ConfigError(f"latency table of space {self.space!r} is incomplete (profiling stopped before the "
                               "constant was fitted); finish it with `hynas profile --resume`")
-        return self.constant_ms + self.scale * self.layer_sum(space, arch, runs_int8)
+        sums = self.layer_sums(space, arch, runs_int8)
+        return self.constant_ms + sum(self.scales.get(kind, 1.0) * total for kind, total in sums.items())
 
     def save(self, path: Path) -> None:
         data = {"format": FORMAT, "space": self.space, "fingerprint": self.fingerprint, "hardware": dict(self.hardware),
-                "machine": dict(self.machine), "constant_ms": self.constant_ms, "scale": self.scale, "fit": dict(self.fit),
+                "machine": dict(self.machine), "constant_ms": self.constant_ms, "scales": dict(self.scales), "fit": dict(self.fit),
                 "layers": dict(sorted(self.layers.items()))}
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
@@ -79,7 +96,7 @@ class LatencyTable:
             table = cls(space=str(data["space"]), fingerprint=str(data["fingerprint"]), hardware=data["hardware"],
                         machine=data["machine"], layers={str(k): float(v) for k, v in data["layers"].items()},
                         constant_ms=None if data["constant_ms"] is None else float(data["constant_ms"]),
-                        scale=float(data.get("scale", 1.0)),
+                        scales={str(k): float(v) for k, v in data.get("scales", {}).items()},
                         fit={str(k): float(v) for k, v in data.get("fit", {}).items()})
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ConfigError(f"{path}: not a readable latency table ({e}); make it again with `hynas profile`") \

@@ -1,11 +1,13 @@
 """``hynas profile``: measure every distinct layer of a space once on this machine and write a
-latency lookup table, then its constant and scale.
+latency lookup table, then its constant and scales.
 
 Layers are timed in chunks, interleaved (see ``search_engine.latency_meter``), and the table is
 rewritten (atomically) after each chunk; ``resume`` skips the layers it already holds. Each layer is
-stored net of the cost of calling a model with its input shape (measured on a no-op model). The constant is the measured latency of the frame every subnet
-shares (stem, pooling, classifier); the scale is fitted on ``fit_archs`` whole subnets (the largest,
-the smallest and random ones drawn with ``seed``); the error on those subnets is recorded.
+stored net of the cost of calling a model with its input shape (measured on a no-op model). The
+constant is the measured latency of the frame every subnet shares (stem, pooling, classifier); the
+scales, one per kind of layer (``predictors.lut.layer_kind``), are fitted on ``fit_archs`` whole
+subnets (the largest, the smallest and random ones drawn with ``seed``); the error on those subnets
+is recorded.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import least_squares
 from tqdm import tqdm
 
 from predictors.lut import LatencyTable, space_fingerprint
@@ -81,7 +84,7 @@ def _frame_workload(meter: LatencyMeter, space: HybridSpace) -> Workload:
 
 
 def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resume: bool = False, seed: int = 0,
-                  fit_archs: int = 16, progress: bool = True) -> LatencyTable:
+                  fit_archs: int = 40, progress: bool = True) -> LatencyTable:
     torch.manual_seed(seed)
     table = _start_table(space, profile, out, resume)
     meter = LatencyMeter(profile)
@@ -111,22 +114,31 @@ def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resum
     rng = np.random.default_rng(seed)
     archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(max(0, fit_archs - 2))]
     net = Supernet(space).eval()
-    log.info("timing %d whole subnets and the frame together to fit the constant and scale", len(archs))
+    log.info("timing %d whole subnets and the frame together to fit the scales", len(archs))
     workloads = [meter.subnet_workload(net.extract(arch, simulate_activations=False), space, arch) for arch in archs]
     *measured, constant = [timing.best_ms for timing, _ in meter.measure_many(workloads + [_frame_workload(meter, space)])]
-    summed = [table.layer_sum(space, arch, profile.runs_int8) for arch in archs]
-    measured, summed = np.array(measured), np.array(summed)
-    # Measured ~ constant + scale * sum. The constant (stem, head, per-call cost) is measured on the frame
-    # alone; the scale, the median ratio over the subnets, absorbs what isolated layers misstate on every
-    # layer alike (their own input quantization, cache state). Both are robust to one noisy timing,
-    # where a least-squares line through 16 noisy points was not.
-    scale = float(np.median((measured - constant) / np.maximum(summed, 1e-9)))
-    scale = scale if scale > 0 else 1.0
-    error = np.abs(constant + scale * summed - measured) / measured
-    table = replace(table, constant_ms=constant, scale=scale,
-                    fit={"archs": len(archs), "median_abs_error": float(np.median(error)),
-                         "max_abs_error": float(error.max())})
+    sums = [table.layer_sums(space, arch, profile.runs_int8) for arch in archs]
+    scales = fit_scales(sums, np.array(measured), constant)
+    table = replace(table, constant_ms=constant, scales=scales)
+    error = np.abs([table.predict(space, arch, profile.runs_int8) for arch in archs] - np.array(measured)) / measured
+    table = replace(table, fit={"archs": len(archs), "median_abs_error": float(np.median(error)),
+                                "max_abs_error": float(error.max())})
     table.save(out)
-    log.info("latency table %s: %d layers, constant %.3f ms, median error %.1f %% on %d subnets", out,
-             len(layers), constant, 100 * table.fit["median_abs_error"], len(archs))
+    log.info("latency table %s: %d layers, constant %.3f ms, scales %s, median error %.1f %% on %d subnets", out,
+             len(layers), constant, ", ".join(f"{k} {v:.2f}" for k, v in sorted(scales.items())),
+             100 * table.fit["median_abs_error"], len(archs))
     return table
+
+
+def fit_scales(sums: list[dict[str, float]], measured: np.ndarray, constant: float) -> dict[str, float]:
+    """One scale per layer kind such that ``constant + sum of scale x kind's summed layers`` matches the
+    measured subnets in relative terms. The constant is measured (the frame alone), not fitted; a
+    soft-L1 loss keeps one disturbed timing from pulling the scales; they stay positive."""
+    kinds = sorted({kind for s in sums for kind in s})
+    X = np.array([[s.get(kind, 0.0) for kind in kinds] for s in sums])
+
+    def relative_error(scales: np.ndarray) -> np.ndarray:
+        return (constant + X @ scales - measured) / measured
+
+    fitted = least_squares(relative_error, np.ones(len(kinds)), bounds=(1e-3, np.inf), loss="soft_l1", f_scale=0.05)
+    return {kind: float(v) for kind, v in zip(kinds, fitted.x)}

@@ -3,6 +3,9 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 import yaml
@@ -10,7 +13,7 @@ import yaml
 from predictors.lut import LatencyTable
 from search_engine.evaluators.latency import LatencyEvaluator
 from search_engine.latency_meter import MIN_CALLS, LatencyMeter, time_interleaved
-from search_engine.profiling import distinct_layers, profile_space
+from search_engine.profiling import distinct_layers, fit_scales, profile_space
 from search_space.config import HardwareProfile, load_config
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
@@ -86,6 +89,36 @@ def test_int8_onnx_model_agrees_with_the_fake_quantized_subnet(trained, tmp_path
     assert (reference == labels.numpy()).mean() > 0.5  # a trained net, so agreement is not trivial
     assert (predicted == reference).mean() >= 0.95
     assert "QuantizeLinear" in {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
+
+
+def test_every_int8_convolution_of_an_untrained_subnet_runs_fused(tiny_space, tmp_path):
+    # Untrained BatchNorms fold into equal (zero) biases, which the exporter merges into one initializer;
+    # a shared bias cannot take each convolution's scale, and ONNX Runtime then leaves the convolution
+    # unfused (float Conv on dequantized weights), unlike the same subnet trained.
+    arch = tiny_space.arch_from_str(tiny_space.largest().to_str().replace("attn_h1_m2", "conv_k3_e2")
+                                    .replace("w32a32", "w8a8"))
+    model = Supernet(tiny_space).eval().extract(arch, simulate_activations=False)
+    fp32 = onnx_io.export_onnx(model, torch.zeros(1, 1, 16, 16), tmp_path / "fp32.onnx")
+    exported = onnx.load(str(fp32)).graph
+    readers = [i for n in exported.node for i in n.input if i in {t.name for t in exported.initializer}]
+    assert len(readers) > len(set(readers))  # the exporter did merge equal initializers
+    int8 = onnx_io.quantize_int8(fp32, tmp_path / "int8.onnx", np.zeros((4, 1, 16, 16), np.float32))
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    convs = sum(n.op_type == "Conv" for n in exported.node)
+    assert ops.count("QLinearConv") == convs and "Conv" not in ops and "FusedConv" not in ops
+
+
+def test_scales_per_kind_of_layer_are_recovered_and_robust_to_one_disturbed_timing():
+    rng = np.random.default_rng(0)
+    true = {"attn_float": 1.2, "attn_int8": 0.7, "conv_float": 1.2, "conv_int8": 0.55}
+    sums = [{k: float(v) for k, v in zip(true, rng.uniform(0, 0.1, 4)) if v > 0.02} for _ in range(40)]
+    measured = np.array([0.015 + sum(true[k] * v for k, v in s.items()) for s in sums])
+    measured[3] *= 1.6  # one call caught by a busy neighbour
+    fitted = fit_scales(sums, measured, 0.015)
+    assert fitted == pytest.approx(true, rel=0.02)
 
 
 def test_a_calibrator_remembers_statistics_that_equal_recomputed_ones(trained, monkeypatch):
