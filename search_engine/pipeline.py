@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,14 +103,6 @@ def _profile(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progre
         profile_space(space, profile, out, resume=out.is_file(), seed=config.seed, progress=progress)
 
 
-def uniform_int8(space: HybridSpace, arch: Arch) -> Arch | None:
-    """``arch`` with every layer at 8-bit weights and activations (None if the space has no 8 bits)."""
-    q = space.quantization
-    if 8 not in q.weight_bits or 8 not in q.act_bits:
-        return None
-    return space.arch_from_str(re.sub(r"_w\d+a\d+", "_w8a8", arch.to_str()))
-
-
 def _rows_csv(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     out = io.StringIO()
@@ -151,10 +142,10 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
     names = [o.name for o in job.objectives]
 
     candidates = [("largest", space.largest()), ("smallest", space.smallest())]
-    if (anchor := uniform_int8(space, space.largest())) is not None:  # the SimQ-NAS comparison point
+    if (anchor := space.uniform_int8(space.largest())) is not None:  # the SimQ-NAS comparison point
         candidates.append(("uniform int8 of the largest", anchor))
     candidates += [(f"uniform int8 of trial {r.number}", a) for r in front
-                   if (a := uniform_int8(space, space.arch_from_str(r.arch))) is not None]
+                   if (a := space.uniform_int8(space.arch_from_str(r.arch))) is not None]
     seen: set[Arch] = set()
     candidates = [(label, a) for label, a in candidates if not (a in seen or seen.add(a))]  # each baseline once
     front_values = {space.arch_from_str(r.arch): {n: r.values[n] for n in names if n in r.values} for r in front}

@@ -11,7 +11,7 @@ differ only in masked genes decode to the same ``Arch``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -233,6 +233,21 @@ class HybridSpace:
     def smallest(self) -> Arch:
         """Every dimension at its minimum, at the lowest bit-widths."""
         return self._extreme(min)
+
+    def uniform_int8(self, arch: Arch) -> Arch | None:
+        """``arch`` with every layer at 8-bit weights and activations (None if the space has no 8 bits)."""
+        q = self.quantization
+        if 8 not in q.weight_bits or 8 not in q.act_bits:
+            return None
+        return Arch(tuple(StageArch(stage.width, tuple(replace(layer, wbits=8, abits=8) for layer in stage.layers))
+                          for stage in arch.stages))
+
+    def anchors(self) -> list[Arch]:
+        """What a search measures first: the largest arch, the same at uniform int8 (the deployment a
+        mixed-precision search has to beat, and SimQ-NAS's comparison point) and the smallest. Random
+        samples almost never hit them, and a front that holds them covers both ends and dominates
+        the plain int8 model."""
+        return list(dict.fromkeys(a for a in (self.largest(), self.uniform_int8(self.largest()), self.smallest()) if a))
 
     def size(self) -> int:
         """The exact number of distinct archs (masked genes counted once)."""

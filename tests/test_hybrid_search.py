@@ -5,7 +5,8 @@ import pytest
 
 import search
 from search_engine.evaluators.latency import LatencyEvaluator
-from search_space import load_space
+from search_engine.strategies import STRATEGIES
+from search_space import Objective, load_space
 from search_space.config import HardwareProfile
 from supernet.model import Supernet
 from tests.conftest import run_cli
@@ -19,6 +20,17 @@ def test_train_then_search_measures_every_objective(tiny_run, capsys):
         assert 0 <= float(r["accuracy"]) <= 100 and float(r["latency_ms"]) > 0 and float(r["size_mb"]) > 0
         assert r["backend"] == "torch" and r["threads"] == "1" and float(r["val_cross_entropy"]) > 0
     assert "front of" in capsys.readouterr().out
+
+
+def test_linas_measures_the_largest_its_uniform_int8_and_the_smallest_first(mnist_space):
+    objectives = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
+    first = STRATEGIES.get("linas")(mnist_space, objectives, seed=0).ask(10)
+    largest, smallest = mnist_space.largest(), mnist_space.smallest()
+    int8 = mnist_space.uniform_int8(largest)
+    assert first[:3] == [largest, int8, smallest] and len(set(first)) == 10
+    assert {(layer.wbits, layer.abits) for layer in int8.layers()} == {(8, 8)}
+    assert [stage.width for stage in int8.stages] == [stage.width for stage in largest.stages]
+    assert int8.to_str().replace("w8a8", "w32a32") == largest.to_str()
 
 
 def test_larger_archs_are_slower(mnist_space):

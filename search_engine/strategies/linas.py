@@ -154,10 +154,8 @@ class Linas(Strategy):
     # -- the round ------------------------------------------------------------------------
     def _propose(self, n: int) -> list:
         if len(self.measured) < max(self.initial, 3):
-            # A supernet space's largest and smallest archs anchor both ends of the front; random
-            # samples almost never hit them.
-            extremes = [f() for f in (getattr(self.space, "largest", None), getattr(self.space, "smallest", None)) if f]
-            first = [a for a in extremes if a not in self.seen and self.precheck(a)]
+            anchors = getattr(self.space, "anchors", list)()  # a supernet space's extremes (HybridSpace.anchors)
+            first = [a for a in anchors if a not in self.seen and self.precheck(a)]
             return (first + self.fresh_random(n, exclude=set(first)))[:n]
         archs = [a for a, _ in self.measured]
         X = self._feature_matrix(archs)
