@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile_p.add_argument("--space", help="space YAML or preset name (default: the config's space)")
     profile_p.add_argument("--hardware", help="hardware profile YAML or preset name (default: the config's first)")
     profile_p.add_argument("--fit-archs", type=_positive_int, default=40,
-                           help="whole subnets measured to fit the table's scale per kind of layer (default: %(default)s)")
+                           help="whole subnets measured to fit the table's scale per kind of layer "
+                                "(default: %(default)s)")
     profile_p.set_defaults(handler=cmd_profile)
 
     export_p = _sub(subs, "export", "export a subnet: weights, torch.export program, ONNX fp32 and int8, each "

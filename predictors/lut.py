@@ -29,7 +29,8 @@ from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 
-FORMAT = "hynas-latency-lut/2"  # /1 had one scale, and int8 layers timed with the artefact of onnx_io.unshare_initializers
+# /1 had one scale, and its int8 layers were timed with the artefact ``onnx_io.unshare_initializers`` removes
+FORMAT = "hynas-latency-lut/2"
 
 
 def layer_kind(block: str, int8: bool) -> str:
@@ -79,7 +80,8 @@ class LatencyTable:
 
     def save(self, path: Path) -> None:
         data = {"format": FORMAT, "space": self.space, "fingerprint": self.fingerprint, "hardware": dict(self.hardware),
-                "machine": dict(self.machine), "constant_ms": self.constant_ms, "scales": dict(self.scales), "fit": dict(self.fit),
+                "machine": dict(self.machine), "constant_ms": self.constant_ms, "scales": dict(self.scales),
+                "fit": dict(self.fit),
                 "layers": dict(sorted(self.layers.items()))}
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 

@@ -72,7 +72,7 @@ def _focus(ax, fronts: Sequence[np.ndarray], x: Objective, y: Objective) -> None
     if not hidden.any():
         return
     shown = every[~hidden]
-    for axis, values, set_limits in ((0, shown[:, 0], ax.set_xlim), (1, shown[:, 1], ax.set_ylim)):
+    for values, set_limits in ((shown[:, 0], ax.set_xlim), (shown[:, 1], ax.set_ylim)):
         low, high = values.min(), values.max()
         pad = 0.08 * (high - low) if high > low else max(abs(high), 1.0) * 0.05
         set_limits(low - pad, high + pad)
