@@ -247,7 +247,8 @@ class HybridSpace:
         mixed-precision search has to beat, and SimQ-NAS's comparison point) and the smallest. Random
         samples almost never hit them, and a front that holds them covers both ends and dominates
         the plain int8 model."""
-        return list(dict.fromkeys(a for a in (self.largest(), self.uniform_int8(self.largest()), self.smallest()) if a))
+        largest = self.largest()
+        return list(dict.fromkeys(a for a in (largest, self.uniform_int8(largest), self.smallest()) if a))
 
     def size(self) -> int:
         """The exact number of distinct archs (masked genes counted once)."""

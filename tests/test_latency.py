@@ -100,7 +100,8 @@ def test_every_int8_convolution_of_an_untrained_subnet_runs_fused(tiny_space, tm
     model = Supernet(tiny_space).eval().extract(arch, simulate_activations=False)
     fp32 = onnx_io.export_onnx(model, torch.zeros(1, 1, 16, 16), tmp_path / "fp32.onnx")
     exported = onnx.load(str(fp32)).graph
-    readers = [i for n in exported.node for i in n.input if i in {t.name for t in exported.initializer}]
+    initializers = {t.name for t in exported.initializer}
+    readers = [i for n in exported.node for i in n.input if i in initializers]
     assert len(readers) > len(set(readers))  # the exporter did merge equal initializers
     int8 = onnx_io.quantize_int8(fp32, tmp_path / "int8.onnx", np.zeros((4, 1, 16, 16), np.float32))
     options = ort.SessionOptions()
