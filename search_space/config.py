@@ -122,6 +122,9 @@ class DataConfig:
             raise ConfigError(f"limit: {self.limit} is too few images; use at least 20")
 
 
+TEACHERS = ("per-block", "largest")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 12
@@ -129,7 +132,10 @@ class TrainConfig:
     lr: float = 0.01  # peak learning rate of SGD with Nesterov momentum, cosine to 0
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
-    random_archs: int = 2  # sandwich rule: largest + smallest + this many random archs per step
+    random_archs: int = 2  # sandwich rule: teachers + smallest + this many random archs per step
+    # "per-block": the largest arch of each block type teach together (HybridSpace.largest_of_each_block);
+    # "largest": the largest arch alone (classic sandwich; one forward and backward pass less per step)
+    teachers: str = "per-block"
     distill: bool = True  # in-place distillation: smaller archs learn the largest's soft labels
     bn_batches: int = 10  # batches used to recalibrate BN statistics of a subnet
 
@@ -139,6 +145,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.random_archs < 0 or self.lr <= 0 or not 0 <= self.label_smoothing < 1:
             raise ConfigError("random_archs must be >= 0, lr > 0 and label_smoothing in [0, 1)")
+        if self.teachers not in TEACHERS:
+            raise ConfigError(f"teachers: must be one of {', '.join(TEACHERS)}, got {self.teachers!r}")
 
 
 @dataclass(frozen=True)

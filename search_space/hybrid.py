@@ -203,32 +203,47 @@ class HybridSpace:
         return np.asarray(genes, dtype=np.int64)
 
     # -- extremes and counting --------------------------------------------------
+    def _extreme_layer(self, spec: StageSpec, block: str, pick) -> LayerArch:
+        """A layer of ``block`` with ``pick`` (max or min) of each of its choices and of the bit-widths."""
+        q = self.quantization
+        bits = {"wbits": pick(q.weight_bits), "abits": pick(q.act_bits)}
+        if block == "conv":
+            return LayerArch("conv", kernel=pick(spec.kernel), expand=pick(spec.expand), **bits)
+        return LayerArch("attn", heads=pick(spec.heads), mlp_ratio=pick(spec.mlp_ratio), **bits)
+
     def _extreme(self, pick) -> Arch:
         """Every stage at ``pick`` (max or min) of each choice; per stage the block type whose
         layer has the most (or fewest) parameters there, since that differs across spaces."""
         from search_space.costs import arch_costs
 
-        q = self.quantization
-        wbits, abits = pick(q.weight_bits), pick(q.act_bits)
-        options = {
-            "conv": lambda spec: LayerArch("conv", kernel=pick(spec.kernel), expand=pick(spec.expand),
-                                           wbits=wbits, abits=abits),
-            "attn": lambda spec: LayerArch("attn", heads=pick(spec.heads), mlp_ratio=pick(spec.mlp_ratio),
-                                           wbits=wbits, abits=abits),
-        }
-        stages = [StageArch(pick(s.width), (options[s.blocks[0]](s),) * pick(s.depth)) for s in self.stages]
+        stages = [StageArch(pick(s.width), (self._extreme_layer(s, s.blocks[0], pick),) * pick(s.depth))
+                  for s in self.stages]
         for i, spec in enumerate(self.stages):
             candidates = []
             for block in spec.blocks:
                 trial = list(stages)
-                trial[i] = StageArch(stages[i].width, (options[block](spec),) * stages[i].depth)
+                trial[i] = StageArch(stages[i].width, (self._extreme_layer(spec, block, pick),) * stages[i].depth)
                 candidates.append(Arch(tuple(trial)))
             stages = list(pick(candidates, key=lambda a: arch_costs(self, a).params).stages)
         return Arch(tuple(stages))
 
     def largest(self) -> Arch:
-        """Every dimension at its maximum, at the widest bit-widths (the distillation teacher)."""
+        """Every dimension at its maximum, at the widest bit-widths (the first distillation teacher)."""
         return self._extreme(max)
+
+    def largest_of_each_block(self) -> list[Arch]:
+        """The largest arch, then for each block type, the largest arch built of it wherever a stage
+        offers it (duplicates dropped): the sandwich's teachers. ``largest`` picks one block type per
+        stage, so the other type's branches would never be trained at full size; their subnets then
+        inherit weights trained only in random archs and rank too low (README, Supernet)."""
+        largest = self.largest()
+        blocks = dict.fromkeys(block for spec in self.stages for block in spec.blocks)
+        archs = [largest]
+        for block in blocks:
+            archs.append(Arch(tuple(
+                StageArch(stage.width, (self._extreme_layer(spec, block, max),) * stage.depth)
+                if block in spec.blocks else stage for spec, stage in zip(self.stages, largest.stages))))
+        return list(dict.fromkeys(archs))
 
     def smallest(self) -> Arch:
         """Every dimension at its minimum, at the lowest bit-widths."""

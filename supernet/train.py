@@ -1,8 +1,10 @@
 """Training the supernet once: sandwich rule, in-place distillation, fake quantization.
 
-Every step trains the largest arch on the labels, then the smallest and ``random_archs``
-random archs (random bit-widths included) on the largest's soft predictions, accumulating
-gradients before one SGD step (BigNAS/Once-for-All). The learning rate follows a cosine
+Every step trains the teachers on the labels, then the smallest and ``random_archs`` random
+archs (random bit-widths included) on the teachers' mean soft predictions, accumulating
+gradients before one SGD step (BigNAS/Once-for-All). The teachers are the largest arch of each
+block type (``HybridSpace.largest_of_each_block``), so that both branches of a layer are trained
+at full size every step; ``teachers: largest`` is the classic sandwich. The learning rate follows a cosine
 schedule per step. All randomness derives from (seed, epoch): batch order and sampled archs
 of an epoch do not depend on what ran before, so a resumed run continues bit-exactly.
 """
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 
 from search_space.config import TrainConfig
 from search_space.errors import CheckpointError
+from search_space.arch import Arch
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 from supernet.calibration import subnet_accuracy
@@ -54,13 +57,24 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def teachers(space: HybridSpace, cfg: TrainConfig) -> list[Arch]:
+    """The archs trained on the labels each step, whose mean soft predictions the others learn."""
+    return space.largest_of_each_block() if cfg.teachers == "per-block" else [space.largest()]
+
+
 def train_step(net: nn.Module, space: HybridSpace, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
                rng: np.random.Generator) -> float:
-    """One sandwich-rule step's forward and backward passes (gradients accumulate; no optimizer step)."""
-    logits = net(x, space.largest())
-    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-    loss.backward()
-    soft = logits.detach().softmax(dim=1)
+    """One sandwich-rule step's forward and backward passes (gradients accumulate; no optimizer step).
+    Returns the teachers' mean loss on the labels."""
+    taught = teachers(space, cfg)
+    probs, losses = [], []
+    for arch in taught:
+        logits = net(x, arch)
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        loss.backward()
+        probs.append(logits.detach().softmax(dim=1))
+        losses.append(float(loss.detach()))
+    soft = torch.stack(probs).mean(dim=0)
     for arch in [space.smallest()] + [space.sample(rng) for _ in range(cfg.random_archs)]:
         out = net(x, arch)
         if cfg.distill:
@@ -68,7 +82,7 @@ def train_step(net: nn.Module, space: HybridSpace, cfg: TrainConfig, x: torch.Te
         else:
             student = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
         student.backward()
-    return float(loss.detach())
+    return float(np.mean(losses))
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,8 @@ BAD = [
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
                    "search.strategy=annealing"], "strategy"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "train.lr=-1"], "lr"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "train.teachers=smallest"], "teachers"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "space=no_space"],
      "no_space"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",

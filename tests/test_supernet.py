@@ -12,7 +12,7 @@ from supernet import blocks, elastic
 from supernet.checkpoint import load_checkpoint
 from supernet.data import load_dataset
 from supernet.model import Supernet
-from supernet.train import train_supernet
+from supernet.train import train_step, train_supernet
 
 
 def _warmed(space, seed=0):
@@ -116,6 +116,26 @@ def test_training_lowers_the_loss_and_resume_is_bit_exact(mnist_space, tiny_data
     assert resumed.history == full.history
     a, b = full.supernet.state_dict(), resumed.supernet.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_largest_of_each_block_type_teach_so_both_branches_train_at_full_size(mnist_space):
+    teachers = mnist_space.largest_of_each_block()
+    assert [a.to_str() for a in teachers] == [
+        "c24:conv_k5_e4_w32a32,conv_k5_e4_w32a32|c48:attn_h4_m4_w32a32,attn_h4_m4_w32a32,attn_h4_m4_w32a32",
+        "c24:conv_k5_e4_w32a32,conv_k5_e4_w32a32|c48:conv_k5_e4_w32a32,conv_k5_e4_w32a32,conv_k5_e4_w32a32"]
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+
+    def trained(branch) -> bool:
+        return all(p.grad is not None and p.grad.abs().sum() > 0 for p in branch.parameters())
+
+    for kind, conv_trained in (("per-block", True), ("largest", False)):
+        torch.manual_seed(0)
+        net = Supernet(mnist_space).train()
+        cfg = replace(TINY_TRAIN, random_archs=0, teachers=kind)  # then only a teacher reaches the third layer
+        assert np.isfinite(train_step(net, mnist_space, cfg, x, y, np.random.default_rng(0)))
+        third_layer = net.slots[1][2]
+        assert trained(third_layer["attn"])
+        assert trained(third_layer["conv"]) is conv_trained
 
 
 def test_bad_checkpoints_raise_checkpoint_error(mnist_space, tiny_data, tmp_path):
