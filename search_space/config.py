@@ -136,7 +136,7 @@ class TrainConfig:
     # "per-block": the largest arch of each block type teach together (HybridSpace.largest_of_each_block);
     # "largest": the largest arch alone (classic sandwich; one forward and backward pass less per step)
     teachers: str = "per-block"
-    distill: bool = True  # in-place distillation: smaller archs learn the largest's soft labels
+    distill: bool = True  # in-place distillation: smaller archs learn the teachers' soft labels
     bn_batches: int = 10  # batches used to recalibrate BN statistics of a subnet
 
     def __post_init__(self) -> None:

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from search_space.arch import Arch
 from search_space.config import TrainConfig
 from search_space.errors import CheckpointError
-from search_space.arch import Arch
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 from supernet.calibration import subnet_accuracy
