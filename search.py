@@ -369,7 +369,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
                           progress=not args.quiet)
     print(f"latency table {out}: {len(table.layers)} layer configurations of {space.name} on "
           f"{table.machine['host']} ({hardware.backend}, {hardware.threads} thread(s)); fit on {int(table.fit['archs'])} "
-          f"subnets: latency = {table.constant_ms:.4f} ms + the layers' sum, scaled per kind ("
+          f"subnets: latency = the frame ("
+          + ", ".join(f"{kind} {ms:.4f} ms" for kind, ms in sorted(table.frame_ms.items()))
+          + ") + the layers' sum, scaled per kind ("
           + ", ".join(f"{kind} x {scale:.2f}" for kind, scale in sorted(table.scales.items()))
           + f"), median error {100 * table.fit['median_abs_error']:.1f} %")
     print(f"search with it: add `lut: {out.resolve()}` to a hardware profile YAML")

@@ -1,6 +1,7 @@
 """Latency lookup tables: a subnet's latency predicted from the sum of its layers' profiled latencies,
-with a measured constant and one scale per kind of layer fitted on whole subnets (the nn-Meter
-approach, at layer granularity).
+plus the measured cost of the frame every subnet runs (stem, head, call) at the precisions the subnet
+runs them in, with one scale per kind of layer fitted on whole subnets (the nn-Meter approach, at
+layer granularity).
 
 Why a scale per kind (block type x execution precision): a layer timed alone pays for entering and
 leaving its runtime's layout (ONNX Runtime runs int8 convolutions in NHWC behind transposes, float
@@ -29,13 +30,19 @@ from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 
-# /1 had one scale, and its int8 layers were timed with the artefact ``onnx_io.unshare_initializers`` removes
-FORMAT = "hynas-latency-lut/2"
+# /1 had one scale, and its int8 layers were timed with the artefact ``onnx_io.unshare_initializers`` removes;
+# /2 one constant, for a stem and head always in int8 (before ``HybridSpace.frame_int8``)
+FORMAT = "hynas-latency-lut/3"
 
 
 def layer_kind(block: str, int8: bool) -> str:
     """The group of layers that share a scale: ``conv_int8``, ``attn_float``, ..."""
     return f"{block}_{'int8' if int8 else 'float'}"
+
+
+def frame_kind(stem_int8: bool, head_int8: bool) -> str:
+    """The key of ``LatencyTable.frame_ms`` for a stem and head at these precisions."""
+    return f"stem_{'int8' if stem_int8 else 'float'}+head_{'int8' if head_int8 else 'float'}"
 
 
 def space_fingerprint(space: HybridSpace) -> str:
@@ -50,13 +57,14 @@ class LatencyTable:
     hardware: Mapping[str, Any]  # the profile's settings (backend, threads, batch size, int8, ...)
     machine: Mapping[str, str]  # where it was profiled: host, processor, library versions
     layers: Mapping[str, float] = field(default_factory=dict)  # latency key -> median ms
-    constant_ms: float | None = None  # stem, head, pooling and per-call overhead; None until fitted
+    # per ``frame_kind``: the measured stem, head, pooling and per-call overhead; empty until profiled
+    frame_ms: Mapping[str, float] = field(default_factory=dict)
     scales: Mapping[str, float] = field(default_factory=dict)  # per ``layer_kind``, fitted; a kind not fitted: 1
     fit: Mapping[str, float] = field(default_factory=dict)  # how the scales were fitted, and their error
 
     @property
     def complete(self) -> bool:
-        return self.constant_ms is not None
+        return bool(self.frame_ms)
 
     def layer_sums(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> dict[str, float]:
         """The profiled latencies of ``arch``'s layers summed per ``layer_kind``."""
@@ -72,15 +80,19 @@ class LatencyTable:
         return sums
 
     def predict(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> float:
-        if self.constant_ms is None:
+        if not self.complete:
             raise ConfigError(f"latency table of space {self.space!r} is incomplete (profiling stopped before the "
-                              "constant was fitted); finish it with `hynas profile --resume`")
+                              "frame was measured); finish it with `hynas profile --resume`")
         sums = self.layer_sums(space, arch, runs_int8)
-        return self.constant_ms + sum(self.scales.get(kind, 1.0) * total for kind, total in sums.items())
+        return self.frame(space, arch, runs_int8) + sum(self.scales.get(kind, 1.0) * total for kind, total in sums.items())
+
+    def frame(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> float:
+        """The measured cost of ``arch``'s stem, head and call, at the precisions it runs them in."""
+        return self.frame_ms[frame_kind(*space.frame_int8(arch, runs_int8))]
 
     def save(self, path: Path) -> None:
         data = {"format": FORMAT, "space": self.space, "fingerprint": self.fingerprint, "hardware": dict(self.hardware),
-                "machine": dict(self.machine), "constant_ms": self.constant_ms, "scales": dict(self.scales),
+                "machine": dict(self.machine), "frame_ms": dict(self.frame_ms), "scales": dict(self.scales),
                 "fit": dict(self.fit),
                 "layers": dict(sorted(self.layers.items()))}
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
@@ -97,7 +109,7 @@ class LatencyTable:
                 raise ValueError(f"format is not {FORMAT}")
             table = cls(space=str(data["space"]), fingerprint=str(data["fingerprint"]), hardware=data["hardware"],
                         machine=data["machine"], layers={str(k): float(v) for k, v in data["layers"].items()},
-                        constant_ms=None if data["constant_ms"] is None else float(data["constant_ms"]),
+                        frame_ms={str(k): float(v) for k, v in data["frame_ms"].items()},
                         scales={str(k): float(v) for k, v in data.get("scales", {}).items()},
                         fit={str(k): float(v) for k, v in data.get("fit", {}).items()})
         except (ValueError, KeyError, TypeError, AttributeError) as e:

@@ -132,7 +132,7 @@ class LatencyMeter:
 
     def float_parts(self, space: HybridSpace, arch: Arch) -> tuple[str, ...]:
         """The node-name prefixes of ``arch``'s extracted subnet that run in float on this profile."""
-        return onnx_io.float_prefixes(arch, space.quantization.stem_head_bits, self.profile.runs_int8)
+        return onnx_io.float_prefixes(space, arch, self.profile.runs_int8)
 
     def subnet_workload(self, model: nn.Module, space: HybridSpace, arch: Arch, calibration: np.ndarray | None = None,
                         ranges: Mapping[str, tuple[float, float]] | None = None) -> Workload:

@@ -1,13 +1,13 @@
 """``hynas profile``: measure every distinct layer of a space once on this machine and write a
-latency lookup table, then its constant and scales.
+latency lookup table, then its frame costs and scales.
 
 Layers are timed in chunks, interleaved (see ``search_engine.latency_meter``), and the table is
 rewritten (atomically) after each chunk; ``resume`` skips the layers it already holds. Each layer is
 stored net of the cost of calling a model with its input shape (measured on a no-op model). The
-constant is the measured latency of the frame every subnet shares (stem, pooling, classifier); the
-scales, one per kind of layer (``predictors.lut.layer_kind``), are fitted on ``fit_archs`` whole
-subnets (the largest, the smallest and random ones drawn with ``seed``); the error on those subnets
-is recorded.
+frame every subnet runs (stem, pooling, classifier) is measured at each pair of stem and head
+precisions a subnet can give it (``HybridSpace.frame_int8``); the scales, one per kind of layer
+(``predictors.lut.layer_kind``), are fitted on ``fit_archs`` whole subnets (the largest, the
+smallest and random ones drawn with ``seed``); the error on those subnets is recorded.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from scipy.optimize import least_squares
 from tqdm import tqdm
 
-from predictors.lut import LatencyTable, space_fingerprint
+from predictors.lut import LatencyTable, frame_kind, space_fingerprint
 from search_engine.latency_meter import LatencyMeter, Workload, machine_info
 from search_space.config import HardwareProfile
 from search_space.costs import LayerConfig, space_layer_configs
@@ -28,7 +28,7 @@ from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 from supernet.blocks import standalone_layer
-from supernet.onnx_io import ALL_FLOAT
+from supernet.onnx_io import ALL_FLOAT, frame_float_prefixes
 from supernet.model import Supernet
 
 log = logging.getLogger("hynas.profile")
@@ -76,11 +76,19 @@ class _Frame(torch.nn.Module):
         return self.head(torch.relu(self.stem(x)).mean(dim=(2, 3)))
 
 
-def _frame_workload(meter: LatencyMeter, space: HybridSpace) -> Workload:
-    """A subnet with no searchable layer: its latency is the table's constant, measured, not fitted."""
+def _frame_workloads(meter: LatencyMeter, space: HybridSpace) -> dict[str, Workload]:
+    """Per ``frame_kind`` the profile allows, a subnet with no searchable layer at those precisions:
+    the table's frame costs are measured, not fitted."""
     bits = space.quantization.stem_head_bits
     shape = (space.input.channels, space.input.size, space.input.size)
-    return Workload(_Frame(space).eval(), shape, () if meter.profile.runs_int8(bits, bits) else ALL_FLOAT)
+    pairs = [(s, h) for s in (False, True) for h in (False, True)] if meter.profile.runs_int8(bits, bits) \
+        else [(False, False)]
+    out = {}
+    for stem_int8, head_int8 in pairs:
+        floats = frame_float_prefixes(stem_int8, head_int8)
+        out[frame_kind(stem_int8, head_int8)] = Workload(_Frame(space).eval(), shape,
+                                                         ALL_FLOAT if len(floats) == 2 else tuple(floats))
+    return out
 
 
 def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resume: bool = False, seed: int = 0,
@@ -114,31 +122,34 @@ def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resum
     rng = np.random.default_rng(seed)
     archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(max(0, fit_archs - 2))]
     net = Supernet(space).eval()
-    log.info("timing %d whole subnets and the frame together to fit the scales", len(archs))
+    frames = _frame_workloads(meter, space)
+    log.info("timing %d whole subnets and %d frames together to fit the scales", len(archs), len(frames))
     workloads = [meter.subnet_workload(net.extract(arch, simulate_activations=False), space, arch) for arch in archs]
-    *measured, constant = [timing.best_ms for timing, _ in meter.measure_many(workloads + [_frame_workload(meter, space)])]
+    timings = [timing.best_ms for timing, _ in meter.measure_many(workloads + list(frames.values()))]
+    measured, frame_ms = np.array(timings[:len(archs)]), dict(zip(frames, timings[len(archs):]))
     sums = [table.layer_sums(space, arch, profile.runs_int8) for arch in archs]
-    scales = fit_scales(sums, np.array(measured), constant)
-    table = replace(table, constant_ms=constant, scales=scales)
+    scales = fit_scales(sums, measured, np.array([frame_ms[frame_kind(*space.frame_int8(arch, profile.runs_int8))]
+                                                  for arch in archs]))
+    table = replace(table, frame_ms=frame_ms, scales=scales)
     error = np.abs([table.predict(space, arch, profile.runs_int8) for arch in archs] - np.array(measured)) / measured
     table = replace(table, fit={"archs": len(archs), "median_abs_error": float(np.median(error)),
                                 "max_abs_error": float(error.max())})
     table.save(out)
-    log.info("latency table %s: %d layers, constant %.3f ms, scales %s, median error %.1f %% on %d subnets", out,
-             len(layers), constant, ", ".join(f"{k} {v:.2f}" for k, v in sorted(scales.items())),
+    log.info("latency table %s: %d layers, frames %s ms, scales %s, median error %.1f %% on %d subnets", out,
+             len(layers), ", ".join(f"{k} {v:.3f}" for k, v in sorted(frame_ms.items())), ", ".join(f"{k} {v:.2f}" for k, v in sorted(scales.items())),
              100 * table.fit["median_abs_error"], len(archs))
     return table
 
 
-def fit_scales(sums: list[dict[str, float]], measured: np.ndarray, constant: float) -> dict[str, float]:
-    """One scale per layer kind such that ``constant + sum of scale x kind's summed layers`` matches the
-    measured subnets in relative terms. The constant is measured (the frame alone), not fitted; a
+def fit_scales(sums: list[dict[str, float]], measured: np.ndarray, frames: np.ndarray) -> dict[str, float]:
+    """One scale per layer kind such that ``frame + sum of scale x kind's summed layers`` matches the
+    measured subnets in relative terms. Each subnet's frame is measured (the frame alone), not fitted; a
     soft-L1 loss keeps one disturbed timing from pulling the scales; they stay positive."""
     kinds = sorted({kind for s in sums for kind in s})
     X = np.array([[s.get(kind, 0.0) for kind in kinds] for s in sums])
 
     def relative_error(scales: np.ndarray) -> np.ndarray:
-        return (constant + X @ scales - measured) / measured
+        return (frames + X @ scales - measured) / measured
 
     fitted = least_squares(relative_error, np.ones(len(kinds)), bounds=(1e-3, np.inf), loss="soft_l1", f_scale=0.05)
     return {kind: float(v) for kind, v in zip(kinds, fitted.x)}

@@ -81,7 +81,7 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
         float_logits = deployed(x).numpy()
     fp32_logits = onnx_io.run(onnx_io.session(folder / "model_fp32.onnx"), x.numpy())
     checks["model_fp32.onnx"] = float(np.abs(fp32_logits - float_logits).max())
-    prefixes = onnx_io.float_prefixes(arch, space.quantization.stem_head_bits, runs_int8)
+    prefixes = onnx_io.float_prefixes(space, arch, runs_int8)
     if prefixes != onnx_io.ALL_FLOAT:
         onnx_io.quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx",
                               data.train.images[:64].numpy(), prefixes, ranges)

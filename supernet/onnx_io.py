@@ -27,6 +27,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from torch import nn
 
 from search_space.arch import Arch
+from search_space.hybrid import HybridSpace
 
 INPUT, OUTPUT = "input", "output"
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
@@ -146,15 +147,19 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, floa
 ALL_FLOAT = ("",)  # the prefix of every node name: nothing runs in int8
 
 
-def float_prefixes(arch: Arch, stem_head_bits: int, runs_int8) -> tuple[str, ...]:
+def float_prefixes(space: HybridSpace, arch: Arch, runs_int8) -> tuple[str, ...]:
     """Node-name prefixes of the parts of ``arch``'s extracted ``SubNet`` that stay float: the layers
-    and the stem and head for which ``runs_int8(weight bits, activation bits)`` is false; ``ALL_FLOAT``
-    when that is every part."""
+    for which ``runs_int8(weight bits, activation bits)`` is false, and the stem and head unless
+    ``HybridSpace.frame_int8`` puts them in int8; ``ALL_FLOAT`` when that is every part."""
     layers = arch.layers()
     prefixes = [f"/layers/layers.{i}/" for i, layer in enumerate(layers) if not runs_int8(layer.wbits, layer.abits)]
-    if not runs_int8(stem_head_bits, stem_head_bits):
-        prefixes += ["/stem/", "/head/"]
+    prefixes += frame_float_prefixes(*space.frame_int8(arch, runs_int8))
     return ALL_FLOAT if len(prefixes) == len(layers) + 2 else tuple(prefixes)
+
+
+def frame_float_prefixes(stem_int8: bool, head_int8: bool) -> list[str]:
+    """The node-name prefixes of the stem and the head that stay float."""
+    return [name for name, int8 in (("/stem/", stem_int8), ("/head/", head_int8)) if not int8]
 
 
 def session(path: Path, threads: int = 1) -> ort.InferenceSession:

@@ -58,19 +58,22 @@ def test_onnxruntime_latency_is_recorded_with_its_settings_and_grows_with_the_ar
     evaluator = LatencyEvaluator(trained.supernet, ORT, trained.data.train, 2)
     big, small = evaluator.evaluate([space.largest(), space.smallest()])
     assert big["latency_ms"] > 1.5 * small["latency_ms"] > 0  # several times slower in practice; wide margin
-    # the largest arch is 32-bit but its stem and head run at stem_head_bits (8); the smallest is all <= 8
-    assert big.meta["precision"] == "mixed" and small.meta["precision"] == "int8"
+    # the largest arch is 32-bit, so its stem and head (8 bits) run in float beside it; the smallest is all <= 8
+    assert big.meta["precision"] == "fp32" and small.meta["precision"] == "int8"
     for m in (big, small):
         assert m.meta["backend"] == "onnxruntime" and m.meta["threads"] == 1 and m.meta["batch_size"] == 1
         assert m.meta["median_call_ms"] >= m["latency_ms"] and m.meta["onnx_bytes"] > 0
     assert small.meta["onnx_bytes"] < big.meta["onnx_bytes"] / 2  # int8 weights are stored in a quarter
 
 
-def test_mixed_precision_arch_keeps_its_32_bit_layers_in_float(trained):
-    space = trained.space
+def test_mixed_precision_arch_keeps_its_32_bit_layers_in_float_and_stem_and_head_follow_their_neighbours(trained):
+    space, meter = trained.space, LatencyMeter(ORT)
     arch = space.arch_from_str(space.largest().to_str().replace("w32a32", "w8a8", 1))
-    parts = LatencyMeter(ORT).float_parts(space, arch)
-    assert "/layers/layers.0/" not in parts and "/layers/layers.1/" in parts and "/stem/" not in parts
+    parts = meter.float_parts(space, arch)
+    assert "/layers/layers.0/" not in parts and "/layers/layers.1/" in parts
+    assert "/stem/" not in parts and "/head/" in parts  # int8 beside the first layer, float beside the last
+    assert meter.float_parts(space, space.largest()) == onnx_io.ALL_FLOAT  # no int8 island at either end
+    assert meter.float_parts(space, space.uniform_int8(space.largest())) == ()
 
 
 def test_int8_onnx_model_agrees_with_the_fake_quantized_subnet(trained, tmp_path):
@@ -118,7 +121,7 @@ def test_scales_per_kind_of_layer_are_recovered_and_robust_to_one_disturbed_timi
     sums = [{k: float(v) for k, v in zip(true, rng.uniform(0, 0.1, 4)) if v > 0.02} for _ in range(40)]
     measured = np.array([0.015 + sum(true[k] * v for k, v in s.items()) for s in sums])
     measured[3] *= 1.6  # one call caught by a busy neighbour
-    fitted = fit_scales(sums, measured, 0.015)
+    fitted = fit_scales(sums, measured, np.full(len(sums), 0.015))
     assert fitted == pytest.approx(true, rel=0.02)
 
 
@@ -169,6 +172,11 @@ def test_every_distinct_layer_is_profiled_once_and_the_table_predicts_measured_l
     assert len(layers) == 2 * 2 * 3
     table = profile_space(tiny_space, STEADY_ORT, tmp_path / "lut.json", fit_archs=8, progress=False)
     assert set(table.layers) == set(layers) and table.complete
+    # the frame at each pair of stem and head precisions; each subnet pays the one it runs
+    assert set(table.frame_ms) == {"stem_float+head_float", "stem_float+head_int8", "stem_int8+head_float",
+                                   "stem_int8+head_int8"}
+    assert table.frame(tiny_space, tiny_space.largest(), ORT.runs_int8) == table.frame_ms["stem_float+head_float"]
+    assert table.frame(tiny_space, tiny_space.smallest(), ORT.runs_int8) == table.frame_ms["stem_int8+head_int8"]
     assert LatencyTable.load(tmp_path / "lut.json", tiny_space) == table
     meter, net = LatencyMeter(STEADY_ORT), Supernet(tiny_space).eval()
     for arch in (tiny_space.largest(), tiny_space.smallest()):
@@ -182,7 +190,7 @@ def test_interrupted_profiling_resumes_without_remeasuring(tiny_space, tmp_path)
     full = profile_space(tiny_space, ORT, out, fit_archs=3, progress=False)
     kept = dict(list(full.layers.items())[:5])
     data = json.loads(out.read_text())
-    data.update(layers=kept, constant_ms=None)  # as if killed after five layers
+    data.update(layers=kept, frame_ms={})  # as if killed after five layers
     out.write_text(json.dumps(data))
     resumed = profile_space(tiny_space, ORT, out, resume=True, fit_archs=3, progress=False)
     assert set(resumed.layers) == set(full.layers) and resumed.complete
