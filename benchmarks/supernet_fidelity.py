@@ -5,7 +5,9 @@ BN recalibration; prints both columns and the Kendall tau between them.
 The tau is also printed on both held-out splits together (validation + test) and on cross-entropy
 instead of top-1, next to how reproducible each ranking is at all: the inherited ranking on the
 validation split against the same subnets' ranking on the test split. On a few hundred images
-top-1 steps one image at a time, so no fidelity above that ceiling can be measured.
+top-1 steps one image at a time, so no fidelity above that ceiling can be measured. With
+``--ref-seeds 2`` or more, each subnet is trained alone once per seed, the reference is their mean,
+and the first two seeds' rankings against each other show how reproducible the reference is.
 
     python benchmarks/supernet_fidelity.py --run runs/demo --archs 20 --epochs 3
 """
@@ -60,12 +62,18 @@ def pooled(val: Scores, test: Scores, n_val: int, n_test: int) -> Scores:
     return Scores((val.accuracy * n_val + test.accuracy * n_test) / n, (val.nll * n_val + test.nll * n_test) / n)
 
 
+def mean_scores(scores: list[Scores]) -> Scores:
+    """The mean of several trainings' scores on one split."""
+    return Scores(float(np.mean([s.accuracy for s in scores])), float(np.mean([s.nll for s in scores])))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="runs/demo")
     p.add_argument("--archs", type=int, default=20)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ref-seeds", type=int, default=1, help="training seeds per subnet trained alone (mean taken)")
     a = p.parse_args()
     config = load_config(Path(a.run) / "config.yaml")
     trained = load_trained(config, Path(a.run) / "supernet.pt")
@@ -76,8 +84,10 @@ def main() -> None:
     mine = [inherited(net, arch, data, config.train.bn_batches) for arch in archs]
     t_inherited = time.perf_counter() - start
     start = time.perf_counter()
-    alone = [train_alone(space, arch, data, config.train, a.epochs, a.seed) for arch in archs]
+    runs = [[train_alone(space, arch, data, config.train, a.epochs, a.seed + k) for arch in archs]
+            for k in range(a.ref_seeds)]
     t_scratch = time.perf_counter() - start
+    alone = [tuple(mean_scores([run[i][split] for run in runs]) for split in (0, 1)) for i in range(len(archs))]
     n_val, n_test = len(data.val), len(data.test)
     mine_all = [pooled(v, t, n_val, n_test) for v, t in mine]
     alone_all = [pooled(v, t, n_val, n_test) for v, t in alone]
@@ -99,6 +109,10 @@ def main() -> None:
     print("Ceiling: inherited ranking on the validation split vs on the test split (same subnets):")
     print(f"  top-1 {tau([v for v, _ in mine], [t for _, t in mine], 'accuracy'):.3f}, "
           f"cross-entropy {tau([v for v, _ in mine], [t for _, t in mine], 'nll'):.3f}")
+    if a.ref_seeds >= 2:
+        first, second = ([pooled(v, t, n_val, n_test) for v, t in run] for run in runs[:2])
+        print(f"Reference: subnets trained alone with seed {a.seed} vs seed {a.seed + 1} (val. + test):")
+        print(f"  top-1 {tau(first, second, 'accuracy'):.3f}, cross-entropy {tau(first, second, 'nll'):.3f}")
     print(f"time {t_inherited:.0f} s inherited vs {t_scratch:.0f} s from scratch "
           f"({t_scratch / max(t_inherited, 1e-9):.0f}x)")
 
