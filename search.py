@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_p.set_defaults(handler=cmd_export)
 
     finetune_p = _sub(subs, "finetune", "fine-tune one searched subnet on its own (quantization-aware, distilled "
-                      "from the largest arch), then re-measure it; a later export uses the fine-tuned weights",
+                      "from the supernet's teachers), then re-measure it; a later export uses the fine-tuned weights",
                       "hynas finetune runs/demo --trial 12 --epochs 3", config=False)
     _subnet_choice(finetune_p)
     finetune_p.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: %(default)s)")

@@ -1,9 +1,12 @@
-"""Fine-tune one subnet on its own, quantization-aware, distilled from the supernet's largest arch.
+"""Fine-tune one subnet on its own, quantization-aware, distilled from the supernet's teachers.
 
 The subnet is trained inside a copy of the supernet (``forward(x, arch)``), so weights are
 re-quantized at the arch's bit-widths on every step exactly as in supernet training, and the
 result is an ordinary supernet checkpoint that extraction and export read like any other. Only the
-arch's slices of the weights change; the teacher is the original supernet, frozen.
+arch's slices of the weights change. The teachers are the archs the supernet was trained with on
+the labels (``train.teachers``), frozen, each in its own copy with BatchNorm statistics
+recalibrated for it: the supernet's running statistics are a blend over every arch it trained, not
+the teachers' own.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from supernet.calibration import calibrated, subnet_accuracy
 from supernet.checkpoint import save_checkpoint
 from supernet.data import Dataset
 from supernet.model import Supernet
-from supernet.train import make_optimizer
+from supernet.train import make_optimizer, teachers
 
 log = logging.getLogger("hynas.finetune")
 
@@ -42,17 +45,22 @@ def _scores(net: Supernet, arch: Arch, data: Dataset, bn_batches: int) -> dict[s
             for split in ("val", "test")}
 
 
+def calibrated_copy(net: Supernet, arch: Arch, data: Dataset, bn_batches: int) -> Supernet:
+    """A copy of ``net`` holding the BatchNorm statistics and activation ranges re-estimated for ``arch``."""
+    out = copy.deepcopy(net)
+    with calibrated(out, arch, data.train, bn_batches):
+        state = copy.deepcopy(out.state_dict())
+    out.load_state_dict(state)
+    return out
+
+
 def finetune_subnet(net: Supernet, arch: Arch, data: Dataset, cfg: TrainConfig, epochs: int, seed: int,
                     checkpoint: Path, lr_scale: float = 0.1, progress: bool = True) -> FinetuneOutcome:
     torch.manual_seed(seed)
-    teacher = net.eval()
-    largest = net.space.largest()
-    before = _scores(teacher, arch, data, cfg.bn_batches)
-    student = copy.deepcopy(net)
+    before = _scores(net.eval(), arch, data, cfg.bn_batches)
+    taught = [(calibrated_copy(net, t, data, cfg.bn_batches).eval(), t) for t in teachers(net.space, cfg)]
     # Start from the statistics and activation ranges this subnet is evaluated with.
-    with calibrated(student, arch, data.train, cfg.bn_batches):
-        state = copy.deepcopy(student.state_dict())
-    student.load_state_dict(state)
+    student = calibrated_copy(net, arch, data, cfg.bn_batches)
     optimizer = make_optimizer(student, cfg)
     steps = epochs * math.ceil(len(data.train) / cfg.batch_size)
     lr = cfg.lr * lr_scale
@@ -67,7 +75,7 @@ def finetune_subnet(net: Supernet, arch: Arch, data: Dataset, cfg: TrainConfig, 
             for group in optimizer.param_groups:
                 group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / steps))
             with torch.no_grad():
-                soft = teacher(x, largest).softmax(dim=1)
+                soft = torch.stack([teacher(x, t).softmax(dim=1) for teacher, t in taught]).mean(dim=0)
             out = student(x, arch)
             loss = F.kl_div(out.log_softmax(dim=1), soft, reduction="batchmean") + \
                 F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)

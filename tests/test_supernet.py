@@ -7,12 +7,14 @@ import torch
 
 from search_space import Arch, CheckpointError, arch_costs, load_space
 from search_space.arch import LayerArch, StageArch
-from search_space.config import DataConfig, TrainConfig
-from supernet import blocks, elastic
+from search_space.config import DataConfig, TrainConfig, load_config
+from supernet import blocks, elastic, finetune
+from supernet.calibration import calibrated
 from supernet.checkpoint import load_checkpoint
 from supernet.data import load_dataset
 from supernet.model import Supernet
-from supernet.train import train_step, train_supernet
+from supernet.train import teachers, train_step, train_supernet
+from supernet.trained import load_trained
 
 
 def _warmed(space, seed=0):
@@ -136,6 +138,25 @@ def test_the_largest_of_each_block_type_teach_so_both_branches_train_at_full_siz
         third_layer = net.slots[1][2]
         assert trained(third_layer["attn"])
         assert trained(third_layer["conv"]) is conv_trained
+
+
+def test_finetune_distils_from_every_teacher_each_recalibrated_for_itself(tiny_run, monkeypatch, tmp_path):
+    folder, run = tiny_run
+    config = load_config(str(folder / "tiny.yaml"))
+    trained = load_trained(config, run / "supernet.pt")
+    net, space, data = trained.supernet, trained.space, trained.data
+    x, teacher = data.val.images[:16], space.largest()
+    with torch.no_grad():
+        with calibrated(net, teacher, data.train, config.train.bn_batches) as fresh:
+            expected = fresh(x, teacher)
+        assert torch.equal(finetune.calibrated_copy(net, teacher, data, config.train.bn_batches)(x, teacher), expected)
+        # the supernet's own statistics are a blend over every arch it trained: the teacher needs its own
+        assert not torch.allclose(net.eval()(x, teacher), expected, atol=1e-3)
+    copied = []
+    original = finetune.calibrated_copy
+    monkeypatch.setattr(finetune, "calibrated_copy", lambda n, arch, d, b: (copied.append(arch), original(n, arch, d, b))[1])
+    finetune.finetune_subnet(net, space.smallest(), data, config.train, 1, 0, tmp_path / "tuned.pt", progress=False)
+    assert copied == [*teachers(space, config.train), space.smallest()]
 
 
 def test_bad_checkpoints_raise_checkpoint_error(mnist_space, tiny_data, tmp_path):
