@@ -85,6 +85,20 @@ def train_step(net: nn.Module, space: HybridSpace, cfg: TrainConfig, x: torch.Te
     return float(np.mean(losses))
 
 
+# Train settings that checkpoints of older versions lack, with the value their training used.
+OLDER_TRAIN_DEFAULTS = {"teachers": "largest"}  # a second teacher came in session 11
+
+
+def setting_differences(state: dict, cfg: TrainConfig, seed: int) -> list[str]:
+    """How the settings a checkpoint was trained with differ from ``cfg`` and ``seed``, one item per setting."""
+    saved = {**OLDER_TRAIN_DEFAULTS, **state.get("train", {})}
+    out = [f"train.{name}={saved.get(name)!r} in the checkpoint, {value!r} now"
+           for name, value in to_plain(cfg).items() if saved.get(name) != value]
+    if state.get("seed") != seed:
+        out.append(f"seed={state.get('seed')!r} in the checkpoint, {seed!r} now")
+    return out
+
+
 @dataclass(frozen=True)
 class Shard:
     """This process's part of data-parallel training: every process draws the same batches and archs
@@ -113,8 +127,8 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
     start_epoch, history = 0, []
     if resume:
         state = load_checkpoint(checkpoint, space)
-        if state.get("train") != to_plain(cfg) or state.get("seed") != seed:
-            raise CheckpointError(f"{checkpoint}: trained with other settings (train config or seed); "
+        if differences := setting_differences(state, cfg, seed):
+            raise CheckpointError(f"{checkpoint}: trained with other settings ({'; '.join(differences)}); "
                                   "resume with the same ones or start over with --force")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

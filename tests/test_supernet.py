@@ -10,7 +10,7 @@ from search_space.arch import LayerArch, StageArch
 from search_space.config import DataConfig, TrainConfig, load_config
 from supernet import blocks, elastic, finetune
 from supernet.calibration import calibrated
-from supernet.checkpoint import load_checkpoint
+from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.data import load_dataset
 from supernet.model import Supernet
 from supernet.train import teachers, train_step, train_supernet
@@ -118,6 +118,23 @@ def test_training_lowers_the_loss_and_resume_is_bit_exact(mnist_space, tiny_data
     assert resumed.history == full.history
     a, b = full.supernet.state_dict(), resumed.supernet.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_settings_names_each_one_and_accepts_older_checkpoints(mnist_space, tiny_data, tmp_path):
+    part, short = tmp_path / "part.pt", replace(TINY_TRAIN, epochs=2)
+    train_supernet(mnist_space, tiny_data, short, 0, part, progress=False, stop_after_epoch=1)
+    before = part.read_bytes()
+    with pytest.raises(CheckpointError, match=r"train\.lr=0\.05 in the checkpoint, 0\.1 now; seed=0 in the checkpoint, 1 now"):
+        train_supernet(mnist_space, tiny_data, replace(short, lr=0.1), 1, part, resume=True, progress=False)
+    assert part.read_bytes() == before
+    # a checkpoint from before `teachers` existed was trained with the largest arch alone
+    state = load_checkpoint(part, mnist_space)
+    del state["train"]["teachers"]
+    save_checkpoint(part, state)
+    with pytest.raises(CheckpointError, match="train.teachers='largest' in the checkpoint, 'per-block' now"):
+        train_supernet(mnist_space, tiny_data, short, 0, part, resume=True, progress=False)
+    old = replace(short, teachers="largest")
+    assert len(train_supernet(mnist_space, tiny_data, old, 0, part, resume=True, progress=False).history) == 2
 
 
 def test_the_largest_of_each_block_type_teach_so_both_branches_train_at_full_size(mnist_space):
