@@ -75,6 +75,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ref-seeds", type=int, default=1, help="training seeds per subnet trained alone (mean taken)")
     a = p.parse_args()
+    if a.ref_seeds < 1:
+        p.error("--ref-seeds must be at least 1")
     config = load_config(Path(a.run) / "config.yaml")
     trained = load_trained(config, Path(a.run) / "supernet.pt")
     space, data, net = trained.space, trained.data, trained.supernet
