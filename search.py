@@ -212,6 +212,17 @@ def _close_log(handler: logging.Handler) -> None:
     handler.close()
 
 
+def _refuse_other_training(config, space, args: argparse.Namespace) -> None:
+    """Before the run folder is touched (its config.yaml and log): with ``--resume``, a supernet
+    trained there with other settings stops the command with one line naming them."""
+    from search_engine.run_folder import run_folder_path
+    from supernet.train import refuse_other_settings
+
+    checkpoint = run_folder_path(config, args.out) / "supernet.pt"
+    if args.resume and not config.checkpoint and checkpoint.is_file():
+        refuse_other_settings(checkpoint, space, config.train, config.seed)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from search_engine.run_folder import open_run
     from search_space.hybrid import HybridSpace
@@ -228,6 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     checked_device(config.device, f"{config.source}: device")
     data = load_dataset(config.data, space.input, config.seed)
+    _refuse_other_training(config, space, args)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     checkpoint = run_dir / "supernet.pt"
     try:
@@ -261,6 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = build_job(config)  # validate everything before touching the run folder, the data set too
     if isinstance(job.space, HybridSpace):
         load_dataset(config.data, job.space.input, config.seed)
+        _refuse_other_training(config, job.space, args)
     if args.storage:
         from results.store import open_storage
 

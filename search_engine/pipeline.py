@@ -73,7 +73,7 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
 def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress: bool) -> None:
     from supernet.checkpoint import load_checkpoint
     from supernet.data import load_dataset
-    from supernet.train import train_supernet
+    from supernet.train import refuse_other_settings, train_supernet
 
     checkpoint = config.checkpoint_path(run_dir)
     if config.checkpoint:
@@ -81,7 +81,9 @@ def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress
         log.info("using the supernet checkpoint %s", checkpoint)
         return
     resume = checkpoint.is_file()
-    if resume and load_checkpoint(checkpoint, space).get("epoch", 0) >= config.train.epochs:
+    done = resume and refuse_other_settings(checkpoint, space, config.train, config.seed).get("epoch", 0) >= \
+        config.train.epochs
+    if done:
         log.info("supernet already trained (%s)", checkpoint)
         return
     data = load_dataset(config.data, space.input, config.seed)

@@ -54,9 +54,14 @@ def attach_log_file(folder: Path) -> logging.Handler:
     return handler
 
 
+def run_folder_path(config: ExperimentConfig, out: str | None) -> Path:
+    """Where a command's run folder is: ``out``, else ``runs/<config name>``."""
+    return Path(out or Path("runs") / config.name)
+
+
 def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool) -> tuple[Path, logging.Handler]:
-    """Prepare the run folder (default ``runs/<config name>``), write the resolved ``config.yaml``
-    and mirror the log into it. Call only after the input is validated."""
-    folder = prepare_run_folder(out or Path("runs") / config.name, resume, force)
+    """Prepare the run folder (``run_folder_path``), write the resolved ``config.yaml`` and mirror the
+    log into it. Call only after the input is validated."""
+    folder = prepare_run_folder(run_folder_path(config, out), resume, force)
     atomic_write_text(folder / "config.yaml", config.to_yaml())
     return folder, attach_log_file(folder)

@@ -99,6 +99,16 @@ def setting_differences(state: dict, cfg: TrainConfig, seed: int) -> list[str]:
     return out
 
 
+def refuse_other_settings(checkpoint: Path, space: HybridSpace, cfg: TrainConfig, seed: int) -> dict:
+    """The checkpoint's state, if it was trained with ``cfg`` and ``seed``; else a one-line ``CheckpointError``
+    naming each setting that differs (a supernet can only be continued as it was started)."""
+    state = load_checkpoint(checkpoint, space)
+    if differences := setting_differences(state, cfg, seed):
+        raise CheckpointError(f"{checkpoint}: trained with other settings ({'; '.join(differences)}); "
+                              "resume with the same ones or start over with --force")
+    return state
+
+
 @dataclass(frozen=True)
 class Shard:
     """This process's part of data-parallel training: every process draws the same batches and archs
@@ -126,10 +136,7 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
     optimizer = make_optimizer(net, cfg)
     start_epoch, history = 0, []
     if resume:
-        state = load_checkpoint(checkpoint, space)
-        if differences := setting_differences(state, cfg, seed):
-            raise CheckpointError(f"{checkpoint}: trained with other settings ({'; '.join(differences)}); "
-                                  "resume with the same ones or start over with --force")
+        state = refuse_other_settings(checkpoint, space, cfg, seed)
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], list(state["history"])

@@ -179,6 +179,17 @@ BAD = [
 ]
 
 
+def test_resuming_a_supernet_with_other_settings_is_one_line_and_touches_nothing(tiny_run, capsys):
+    folder, run = tiny_run
+    before = _snapshot(run)
+    for command in ("train", "run"):
+        code, err = run_cli([command, "--config", str(folder / "tiny.yaml"), "--out", str(run), "--resume",
+                             "--set", "train.lr=0.07", "--seed", "3"], capsys)
+        assert code == 2 and len(err) == 1, err
+        assert "train.lr=0.05 in the checkpoint, 0.07 now; seed=0 in the checkpoint, 3 now" in err[0]
+    assert _snapshot(run) == before
+
+
 @pytest.fixture(scope="module")
 def bad_inputs(pipeline_run):
     folder, run = pipeline_run
