@@ -10,11 +10,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search_space.config import load_config, load_space
+from search_space.config import ExperimentConfig, load_config, load_space
 from search_space.errors import HynasError
+
+if TYPE_CHECKING:
+    from search_space.hybrid import HybridSpace
 
 log = logging.getLogger("hynas")
 EXIT_USAGE = 2
@@ -212,7 +216,7 @@ def _close_log(handler: logging.Handler) -> None:
     handler.close()
 
 
-def _refuse_other_training(config, space, args: argparse.Namespace) -> None:
+def _refuse_other_training(config: ExperimentConfig, space: HybridSpace, args: argparse.Namespace) -> None:
     """Before the run folder is touched (its config.yaml and log): with ``--resume``, a supernet
     trained there with other settings stops the command with one line naming them."""
     from search_engine.run_folder import run_folder_path
