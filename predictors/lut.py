@@ -84,7 +84,7 @@ class LatencyTable:
             raise ConfigError(f"latency table of space {self.space!r} is incomplete (profiling stopped before the "
                               "frame was measured); finish it with `hynas profile --resume`")
         sums = self.layer_sums(space, arch, runs_int8)
-        return self.frame(space, arch, runs_int8) + sum(self.scales.get(kind, 1.0) * total for kind, total in sums.items())
+        return self.frame(space, arch, runs_int8) + sum(self.scales.get(kind, 1.0) * sums[kind] for kind in sums)
 
     def frame(self, space: HybridSpace, arch: Arch, runs_int8: Callable[[int, int], bool]) -> float:
         """The measured cost of ``arch``'s stem, head and call, at the precisions it runs them in."""

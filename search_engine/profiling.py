@@ -131,13 +131,14 @@ def profile_space(space: HybridSpace, profile: HardwareProfile, out: Path, resum
     scales = fit_scales(sums, measured, np.array([frame_ms[frame_kind(*space.frame_int8(arch, profile.runs_int8))]
                                                   for arch in archs]))
     table = replace(table, frame_ms=frame_ms, scales=scales)
-    error = np.abs([table.predict(space, arch, profile.runs_int8) for arch in archs] - np.array(measured)) / measured
+    error = np.abs([table.predict(space, arch, profile.runs_int8) for arch in archs] - measured) / measured
     table = replace(table, fit={"archs": len(archs), "median_abs_error": float(np.median(error)),
                                 "max_abs_error": float(error.max())})
     table.save(out)
     log.info("latency table %s: %d layers, frames %s ms, scales %s, median error %.1f %% on %d subnets", out,
-             len(layers), ", ".join(f"{k} {v:.3f}" for k, v in sorted(frame_ms.items())), ", ".join(f"{k} {v:.2f}" for k, v in sorted(scales.items())),
-             100 * table.fit["median_abs_error"], len(archs))
+             len(layers), ", ".join(f"{k} {v:.3f}" for k, v in sorted(frame_ms.items())),
+             ", ".join(f"{k} {v:.2f}" for k, v in sorted(scales.items())), 100 * table.fit["median_abs_error"],
+             len(archs))
     return table
 
 

@@ -124,7 +124,8 @@ def test_resume_with_other_settings_names_each_one_and_accepts_older_checkpoints
     part, short = tmp_path / "part.pt", replace(TINY_TRAIN, epochs=2)
     train_supernet(mnist_space, tiny_data, short, 0, part, progress=False, stop_after_epoch=1)
     before = part.read_bytes()
-    with pytest.raises(CheckpointError, match=r"train\.lr=0\.05 in the checkpoint, 0\.1 now; seed=0 in the checkpoint, 1 now"):
+    differences = r"train\.lr=0\.05 in the checkpoint, 0\.1 now; seed=0 in the checkpoint, 1 now"
+    with pytest.raises(CheckpointError, match=differences):
         train_supernet(mnist_space, tiny_data, replace(short, lr=0.1), 1, part, resume=True, progress=False)
     assert part.read_bytes() == before
     # a checkpoint from before `teachers` existed was trained with the largest arch alone
@@ -171,7 +172,8 @@ def test_finetune_distils_from_every_teacher_each_recalibrated_for_itself(tiny_r
         assert not torch.allclose(net.eval()(x, teacher), expected, atol=1e-3)
     copied = []
     original = finetune.calibrated_copy
-    monkeypatch.setattr(finetune, "calibrated_copy", lambda n, arch, d, b: (copied.append(arch), original(n, arch, d, b))[1])
+    monkeypatch.setattr(finetune, "calibrated_copy",
+                        lambda n, arch, d, b: (copied.append(arch), original(n, arch, d, b))[1])
     finetune.finetune_subnet(net, space.smallest(), data, config.train, 1, 0, tmp_path / "tuned.pt", progress=False)
     assert copied == [*teachers(space, config.train), space.smallest()]
 
