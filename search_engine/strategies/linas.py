@@ -14,10 +14,13 @@ with its picks that improved the measured front, and the share follows the two p
 rates (see ``current_local_share``).
 
 Both parts are picked greedily by the hypervolume a candidate's *predicted means* would add
-to the measured front (in the objectives' own units, reference point fixed from the initial
-batch, the same kind of hypervolume the run reports), adding each pick's prediction to the
-front before the next pick (the "kriging believer") so that the batch spreads along the
-front; once nothing is predicted to add any, the candidates predicted closest to the front.
+to the measured front (in the objectives' own units, the same kind of hypervolume the run
+reports), adding each pick's prediction to the front before the next pick (the "kriging
+believer") so that the batch spreads along the front; once nothing is predicted to add any,
+the candidates predicted closest to the front. The reference point of that hypervolume is
+taken each round from every arch measured so far: one fixed from the initial batch gave no
+gain at all to a candidate slower (or worse) than the first 20 archs, and on the NB201 table
+that hid the two most accurate cells in 3 of 8 seeds (README, "How linas searches").
 
 Why both, measured side by side (README, "How linas searches"): on the NB201 table predictors
 rank the best archs among themselves at a Kendall tau of 0.1-0.3, so a measured good arch says
@@ -77,7 +80,8 @@ class Linas(Strategy):
                  local_share: float | str = 0.5, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if inner not in INNER_ALGORITHMS:
-            raise ConfigError(f"linas inner search {inner!r} is not available; choose one of {', '.join(INNER_ALGORITHMS)}")
+            raise ConfigError(f"linas inner search {inner!r} is not available; "
+                              f"choose one of {', '.join(INNER_ALGORITHMS)}")
         if local_share != "adaptive" and not (isinstance(local_share, (int, float)) and 0 <= local_share <= 1):
             raise ConfigError(f"linas local_share must be a number in [0, 1] or 'adaptive', got {local_share!r}")
         PREDICTORS.get(predictor)  # fail early on an unknown name
@@ -87,7 +91,6 @@ class Linas(Strategy):
         options = {"views": self.space.feature_views()} if predictor == "auto" else {}
         self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed, **options) for o in self.predicted}
         self._features: dict = {}
-        self.reference: np.ndarray | None = None
         self._origin: dict = {}  # pick -> "local" or "global", until it is measured
         self.credit = {"local": [0, 0], "global": [0, 0]}  # picks that improved the front, picks measured
 
@@ -232,19 +235,17 @@ class Linas(Strategy):
                 candidates, mean = [c for c, k in zip(candidates, ok) if k], mean[ok]
         order = np.argsort(nondominated_ranks(mean), kind="stable")[: self.shortlist]
         candidates, mean = [candidates[i] for i in order], mean[order]
-        if self.reference is None:  # from the initial batch, like the run's own reference (and on resume)
-            first = self.measured[: max(self.initial, 3)]
-            self.reference = reference_from(to_min_form([v for _, v in first], self.objectives))
+        reference = reference_from(self._measured_matrix())
         front = self._measured_matrix(feasible_only=True)
         if believed:
             front = np.vstack([front, self.predict(believed)])
         picked: list[int] = []
         for _ in range(min(n, len(candidates))):
-            gains = hypervolume_gains(front, mean, self.reference)
+            gains = hypervolume_gains(front, mean, reference)
             gains[picked] = -np.inf
             best = int(np.argmax(gains))
             if gains[best] <= 0:
-                best = self._closest_to_front(mean, front, picked, self.reference)
+                best = self._closest_to_front(mean, front, picked, reference)
             picked.append(best)
             front = np.vstack([front, mean[best]])
             front = front[pareto_mask(front)]
