@@ -11,7 +11,7 @@ import numpy as np
 
 from predictors import PREDICTORS
 from predictors.lut import LatencyTable
-from results.pareto import hypervolume, pareto_mask, to_min_form
+from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form
 from results.store import ResultsStore
 from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
@@ -63,6 +63,10 @@ def build_job(config: ExperimentConfig) -> SearchJob:
         if missing:
             raise ConfigError(f"{config.source}: search.reference: give a value for every objective; missing {missing}")
         reference = np.array([ref[o.name] * o.sign for o in objectives])
+    elif isinstance(space, TabularSpace):
+        # A table holds every value before the run starts: its worst row gives a reference that counts
+        # every cell, where one from the first batch leaves out anything slower or worse than those archs.
+        reference = reference_from(np.stack([space.table.columns[o.name] * o.sign for o in objectives], axis=1))
     s = config.search
     STRATEGIES.get(s.strategy), PREDICTORS.get(s.predictor)  # unknown names fail here
     if s.runner != "ray":

@@ -95,6 +95,21 @@ def test_tabular_search_reports_the_ratio_to_the_true_front(tmp_path, capsys):
     assert 0 < ratio < 1
 
 
+def test_a_table_run_takes_its_reference_from_the_whole_table(tmp_path, capsys):
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "10", "--out",
+            str(tmp_path / "t"), "-q"]
+    assert search.main(argv) == 0
+    printed = capsys.readouterr().out.split("(reference ")[1].split("]")[0]
+    acc, lat = (float(v) for v in printed.strip("[").split(","))
+    table = list(csv.DictReader(NB201_CSV.open()))
+    worst_acc, best_acc = (f(float(r["test_acc"]) for r in table) for f in (min, max))
+    worst_lat, best_lat = (f(float(r["latency_raspi4_ms"]) for r in table) for f in (max, min))
+    # the worst row of the table plus 10 % of the range, so that no cell lies beyond it
+    assert acc == pytest.approx(-worst_acc + 0.1 * (best_acc - worst_acc), abs=1e-4)
+    assert lat == pytest.approx(worst_lat + 0.1 * (worst_lat - best_lat), abs=1e-4)
+
+
 def test_constraint_keeps_the_front_feasible(tmp_path, capsys):
     argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
             "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "30", "--out",
