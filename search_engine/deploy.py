@@ -14,6 +14,7 @@ from pathlib import Path
 
 from results.store import Record
 from results.tables import front_of
+from search_engine.run_folder import CONFIG_FILE
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, load_config
 from search_space.errors import ConfigError
@@ -37,15 +38,15 @@ class FinishedRun:
 
 def open_finished_run(folder: str | Path, need_records: bool = True) -> FinishedRun:
     folder = Path(folder)
-    if not (folder / "config.yaml").is_file():
+    if not (folder / CONFIG_FILE).is_file():
         raise ConfigError(f"{folder}: not a run folder (no config.yaml); give the folder a `hynas run` or "
                           "`hynas search` wrote")
-    config = load_config(folder / "config.yaml")
+    config = load_config(folder / CONFIG_FILE)
     from search_engine.job import objective_vocabulary
     from search_space.config import load_space
 
     space = load_space(config.space, config.table)
-    objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), str(folder / "config.yaml"))
+    objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), str(folder / CONFIG_FILE))
     records = read_measured(folder / "measured.csv", objectives) if (folder / "measured.csv").is_file() else ()
     if need_records and not records:
         raise ConfigError(f"{folder}: no measured.csv with results; run `hynas search --resume` there first")

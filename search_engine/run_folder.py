@@ -5,11 +5,17 @@ import logging
 import shutil
 from pathlib import Path
 
+import yaml
+
 from search_space.config import ExperimentConfig
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 
 LOG_FILE = "hynas.log"
+CONFIG_FILE = "config.yaml"
+# What a resumed run may change: how long and where it runs, not what it computes.
+RESUME_MAY_CHANGE = frozenset({"search.budget", "search.time_limit_s", "search.runner", "search.workers",
+                               "search.address", "device"})
 
 
 def prepare_run_folder(path: str | Path, resume: bool, force: bool) -> Path:
@@ -59,9 +65,42 @@ def run_folder_path(config: ExperimentConfig, out: str | None) -> Path:
     return Path(out or Path("runs") / config.name)
 
 
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def refuse_other_run_settings(folder: Path, config: ExperimentConfig) -> None:
+    """Before a resumed run's folder is touched: if its ``config.yaml`` records other settings than
+    ``config`` (beyond ``RESUME_MAY_CHANGE``), one ``ConfigError`` line naming each. Settings the
+    recorded file lacks (written by an older version) are not compared."""
+    recorded = folder / CONFIG_FILE
+    if not recorded.is_file():
+        return
+    try:
+        before = _flat(yaml.safe_load(recorded.read_text()) or {})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as err:
+        raise ConfigError(f"{recorded}: cannot read the settings this run was started with: "
+                          f"{str(err).splitlines()[0]}") from None
+    now = _flat(yaml.safe_load(config.to_yaml()))
+    differences = [f"{key}={before[key]!r} in the run, {value!r} now" for key, value in now.items()
+                   if key in before and key not in RESUME_MAY_CHANGE and before[key] != value]
+    if differences:
+        raise ConfigError(f"{recorded}: the run was started with other settings ({'; '.join(differences)}); "
+                          "resume with the same ones, or start over with --force or another --out")
+
+
 def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool) -> tuple[Path, logging.Handler]:
     """Prepare the run folder (``run_folder_path``), write the resolved ``config.yaml`` and mirror the
-    log into it. Call only after the input is validated."""
+    log into it. Call only after the input is validated. A resumed run must keep the settings it
+    was started with (``refuse_other_run_settings``)."""
+    if resume and not force:
+        refuse_other_run_settings(run_folder_path(config, out), config)
     folder = prepare_run_folder(run_folder_path(config, out), resume, force)
-    atomic_write_text(folder / "config.yaml", config.to_yaml())
+    atomic_write_text(folder / CONFIG_FILE, config.to_yaml())
     return folder, attach_log_file(folder)

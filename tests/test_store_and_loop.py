@@ -77,6 +77,14 @@ def test_resume_keeps_the_first_k_and_ends_at_the_budget(tmp_path, capsys):
     assert len(first) == 15
     assert search.main(base + ["--budget", "25"]) == 2  # exists: needs --resume or --force
     assert "--resume" in capsys.readouterr().err
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    # what the run computes cannot change on resume; how long it runs can
+    assert search.main(base + ["--budget", "25", "--resume", "--set", "search.predictor=ridge", "--seed", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seed=1 in the run, 2 now" in err
+    assert "search.predictor='auto' in the run, 'ridge' now" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert search.main(base + ["--budget", "25", "--resume"]) == 0
     final = list(csv.DictReader((out / "measured.csv").open()))
     assert len(final) == 25 and len({r["arch"] for r in final}) == 25
