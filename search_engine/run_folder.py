@@ -87,7 +87,7 @@ def refuse_other_run_settings(folder: Path, config: ExperimentConfig) -> None:
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as err:
         raise ConfigError(f"{recorded}: cannot read the settings this run was started with: "
                           f"{str(err).splitlines()[0]}") from None
-    now = _flat(yaml.safe_load(config.to_yaml()))
+    now = _flat(yaml.safe_load(config.to_yaml()))  # through YAML, as the recorded file went, so like compares with like
     differences = [f"{key}={before[key]!r} in the run, {value!r} now" for key, value in now.items()
                    if key in before and key not in RESUME_MAY_CHANGE and before[key] != value]
     if differences:
@@ -99,8 +99,9 @@ def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: boo
     """Prepare the run folder (``run_folder_path``), write the resolved ``config.yaml`` and mirror the
     log into it. Call only after the input is validated. A resumed run must keep the settings it
     was started with (``refuse_other_run_settings``)."""
+    path = run_folder_path(config, out)
     if resume and not force:
-        refuse_other_run_settings(run_folder_path(config, out), config)
-    folder = prepare_run_folder(run_folder_path(config, out), resume, force)
+        refuse_other_run_settings(path, config)
+    folder = prepare_run_folder(path, resume, force)
     atomic_write_text(folder / CONFIG_FILE, config.to_yaml())
     return folder, attach_log_file(folder)
