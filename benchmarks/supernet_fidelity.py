@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +75,14 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ref-seeds", type=int, default=1, help="training seeds per subnet trained alone (mean taken)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate of the subnets trained alone (default: the run's train.lr); fix it "
+                        "to compare supernets trained at other rates against one reference")
     a = p.parse_args()
     if a.ref_seeds < 1:
         p.error("--ref-seeds must be at least 1")
     config = load_config(Path(a.run) / "config.yaml")
+    alone_cfg = config.train if a.lr is None else replace(config.train, lr=a.lr)
     trained = load_trained(config, Path(a.run) / "supernet.pt")
     space, data, net = trained.space, trained.data, trained.supernet
     rng = np.random.default_rng(a.seed)
@@ -86,7 +91,7 @@ def main() -> None:
     mine = [inherited(net, arch, data, config.train.bn_batches) for arch in archs]
     t_inherited = time.perf_counter() - start
     start = time.perf_counter()
-    runs = [[train_alone(space, arch, data, config.train, a.epochs, a.seed + k) for arch in archs]
+    runs = [[train_alone(space, arch, data, alone_cfg, a.epochs, a.seed + k) for arch in archs]
             for k in range(a.ref_seeds)]
     t_scratch = time.perf_counter() - start
     alone = [tuple(mean_scores([run[i][split] for run in runs]) for split in (0, 1)) for i in range(len(archs))]
@@ -101,7 +106,8 @@ def main() -> None:
     def tau(xs, ys, key):
         return kendall_tau([getattr(x, key) for x in xs], [getattr(y, key) for y in ys])
 
-    print(f"\nKendall tau, inherited vs from scratch ({a.epochs} epochs each), {len(archs)} subnets (goal >= 0.7):")
+    print(f"\nKendall tau, inherited vs from scratch ({a.epochs} epochs each at peak lr {alone_cfg.lr:g}), "
+          f"{len(archs)} subnets (goal >= 0.7):")
     rows = [(f"top-1 on the validation split ({n_val} images, as the search sees it)",
              tau([v for v, _ in mine], [v for v, _ in alone], "accuracy")),
             (f"top-1 on validation + test ({n_val + n_test} images)", tau(mine_all, alone_all, "accuracy")),

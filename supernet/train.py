@@ -4,8 +4,9 @@ Every step trains the teachers on the labels, then the smallest and ``random_arc
 archs (random bit-widths included) on the teachers' mean soft predictions, accumulating
 gradients before one SGD step (BigNAS/Once-for-All). The teachers are the largest arch of each
 block type (``HybridSpace.largest_of_each_block``), so that both branches of a layer are trained
-at full size every step; ``teachers: largest`` is the classic sandwich. The learning rate follows a cosine
-schedule per step. All randomness derives from (seed, epoch): batch order and sampled archs
+at full size every step; by default (``teachers: mixed``) they exchange layers at random each step, so
+that every mix of block types is taught too; ``teachers: largest`` is the classic sandwich. The learning
+rate follows a cosine schedule per step. All randomness derives from (seed, epoch): batch order and sampled archs
 of an epoch do not depend on what ran before, so a resumed run continues bit-exactly.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from search_space.arch import Arch
+from search_space.arch import Arch, StageArch
 from search_space.config import TrainConfig
 from search_space.errors import CheckpointError
 from search_space.hybrid import HybridSpace
@@ -57,16 +58,37 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def teachers(space: HybridSpace, cfg: TrainConfig) -> list[Arch]:
-    """The archs trained on the labels each step, whose mean soft predictions the others learn."""
-    return space.largest_of_each_block() if cfg.teachers == "per-block" else [space.largest()]
+def teachers(space: HybridSpace, cfg: TrainConfig, rng: np.random.Generator | None = None) -> list[Arch]:
+    """The archs trained on the labels each step, whose mean soft predictions the others learn.
+
+    ``mixed`` with an ``rng`` (a training step) exchanges the per-block teachers' layers at random;
+    without one (fine-tuning's fixed teachers) it gives the per-block teachers themselves."""
+    if cfg.teachers == "largest":
+        return [space.largest()]
+    fixed = space.largest_of_each_block()
+    return exchange_layers(fixed, rng) if cfg.teachers == "mixed" and rng is not None else fixed
+
+
+def exchange_layers(archs: list[Arch], rng: np.random.Generator) -> list[Arch]:
+    """``archs`` (same depth and width per stage) with each layer position's layers dealt out among them
+    in a random order: every branch a teacher held is still held by one, but in a random mix of block types.
+
+    Per-block teachers alone train each layer only after layers of its own type: a conv layer after an
+    attention layer then learns only in random archs, and such mixed subnets inherit too little of what
+    they reach alone (README, Supernet)."""
+    stages = []
+    for position, first in enumerate(archs[0].stages):
+        order = [rng.permutation(len(archs)) for _ in first.layers]
+        stages.append([StageArch(first.width, tuple(archs[o[t]].stages[position].layers[i] for i, o in enumerate(order)))
+                       for t in range(len(archs))])
+    return [Arch(tuple(stage[t] for stage in stages)) for t in range(len(archs))]
 
 
 def train_step(net: nn.Module, space: HybridSpace, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
                rng: np.random.Generator) -> float:
     """One sandwich-rule step's forward and backward passes (gradients accumulate; no optimizer step).
     Returns the teachers' mean loss on the labels."""
-    taught = teachers(space, cfg)
+    taught = teachers(space, cfg, rng)
     probs, losses = [], []
     for arch in taught:
         logits = net(x, arch)

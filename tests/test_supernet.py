@@ -132,7 +132,7 @@ def test_resume_with_other_settings_names_each_one_and_accepts_older_checkpoints
     state = load_checkpoint(part, mnist_space)
     del state["train"]["teachers"]
     save_checkpoint(part, state)
-    with pytest.raises(CheckpointError, match="train.teachers='largest' in the checkpoint, 'per-block' now"):
+    with pytest.raises(CheckpointError, match="train.teachers='largest' in the checkpoint, 'mixed' now"):
         train_supernet(mnist_space, tiny_data, short, 0, part, resume=True, progress=False)
     old = replace(short, teachers="largest")
     assert len(train_supernet(mnist_space, tiny_data, old, 0, part, resume=True, progress=False).history) == 2
@@ -148,7 +148,7 @@ def test_the_largest_of_each_block_type_teach_so_both_branches_train_at_full_siz
     def trained(branch) -> bool:
         return all(p.grad is not None and p.grad.abs().sum() > 0 for p in branch.parameters())
 
-    for kind, conv_trained in (("per-block", True), ("largest", False)):
+    for kind, conv_trained in (("mixed", True), ("per-block", True), ("largest", False)):
         torch.manual_seed(0)
         net = Supernet(mnist_space).train()
         cfg = replace(TINY_TRAIN, random_archs=0, teachers=kind)  # then only a teacher reaches the third layer
@@ -156,6 +156,21 @@ def test_the_largest_of_each_block_type_teach_so_both_branches_train_at_full_siz
         third_layer = net.slots[1][2]
         assert trained(third_layer["attn"])
         assert trained(third_layer["conv"]) is conv_trained
+
+
+def test_mixed_teachers_deal_out_every_full_size_branch_in_changing_mixes_of_block_types(mnist_space):
+    fixed = mnist_space.largest_of_each_block()
+    cfg = replace(TINY_TRAIN, teachers="mixed")
+    assert teachers(mnist_space, cfg) == fixed  # fine-tuning's teachers: no rng, the per-block ones
+    rng, seen = np.random.default_rng(0), set()
+    for _ in range(40):
+        mixed = teachers(mnist_space, cfg, rng)
+        for s, stage in enumerate(fixed[0].stages):
+            for i in range(len(stage.layers)):
+                held = sorted(map(repr, (a.stages[s].layers[i] for a in mixed)))
+                assert held == sorted(map(repr, (a.stages[s].layers[i] for a in fixed)))
+        seen.update(tuple(layer.block for layer in a.stages[1].layers) for a in mixed)
+    assert len(seen) == 8  # every mix of conv and attention over the three layers of stage 2 teaches
 
 
 def test_finetune_distils_from_every_teacher_each_recalibrated_for_itself(tiny_run, monkeypatch, tmp_path):
