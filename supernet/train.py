@@ -79,8 +79,8 @@ def exchange_layers(archs: list[Arch], rng: np.random.Generator) -> list[Arch]:
     stages = []
     for position, first in enumerate(archs[0].stages):
         order = [rng.permutation(len(archs)) for _ in first.layers]
-        stages.append([StageArch(first.width, tuple(archs[o[t]].stages[position].layers[i] for i, o in enumerate(order)))
-                       for t in range(len(archs))])
+        layers = [[archs[o[t]].stages[position].layers[i] for i, o in enumerate(order)] for t in range(len(archs))]
+        stages.append([StageArch(first.width, tuple(held)) for held in layers])
     return [Arch(tuple(stage[t] for stage in stages)) for t in range(len(archs))]
 
 
