@@ -76,12 +76,13 @@ def exchange_layers(archs: list[Arch], rng: np.random.Generator) -> list[Arch]:
     Per-block teachers alone train each layer only after layers of its own type: a conv layer after an
     attention layer then learns only in random archs, and such mixed subnets inherit too little of what
     they reach alone (README, Supernet)."""
-    stages = []
+    dealt: list[list[StageArch]] = [[] for _ in archs]  # per teacher, its stages so far
     for position, first in enumerate(archs[0].stages):
-        order = [rng.permutation(len(archs)) for _ in first.layers]
-        layers = [[archs[o[t]].stages[position].layers[i] for i, o in enumerate(order)] for t in range(len(archs))]
-        stages.append([StageArch(first.width, tuple(held)) for held in layers])
-    return [Arch(tuple(stage[t] for stage in stages)) for t in range(len(archs))]
+        order = [rng.permutation(len(archs)) for _ in first.layers]  # per layer: which teacher's layer each gets
+        for t, stages in enumerate(dealt):
+            held = (archs[o[t]].stages[position].layers[i] for i, o in enumerate(order))
+            stages.append(StageArch(first.width, tuple(held)))
+    return [Arch(tuple(stages)) for stages in dealt]
 
 
 def train_step(net: nn.Module, space: HybridSpace, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
