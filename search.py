@@ -64,6 +64,19 @@ def _subnet_choice(p: argparse.ArgumentParser) -> None:
                    "comma-separated constraints, e.g. 'latency_ms<=0.3,size_mb<=0.05'")
 
 
+def _versions() -> str:
+    """hynas's version and those of the libraries whose versions change measured numbers (for bug reports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+    libraries = ", ".join(f"{name} {installed(name)}" for name in ("torch", "onnxruntime", "optuna", "pymoo", "ray"))
+    return f"hynas {installed('hynas')} ({libraries})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hynas",
@@ -74,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                "about 8 minutes on 2 cores). `hynas <command> --help` explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_versions(),
+                        help="print the versions of hynas and of the libraries that set its numbers, then exit")
     subs = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     subs.required = True
 

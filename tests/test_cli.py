@@ -14,6 +14,16 @@ def test_help_lists_every_subcommand(capsys):
         assert name in out
 
 
+def test_version_names_hynas_and_the_torch_it_runs_on(capsys):
+    import torch
+
+    with pytest.raises(SystemExit) as exit_:
+        search.main(["--version"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("hynas 0.1.0 (") and f"torch {torch.__version__}" in out
+
+
 def test_space_info_prints_size_and_extremes(capsys):
     assert search.main(["space", "info", "mnist_hybrid", "--samples", "2"]) == 0
     out = capsys.readouterr().out
