@@ -77,6 +77,17 @@ def _versions() -> str:
     return f"hynas {installed('hynas')} ({libraries})"
 
 
+class _PrintVersions(argparse.Action):
+    """``--version``, looked up only when asked for (reading package metadata costs every other command ~40 ms)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(_versions())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hynas",
@@ -87,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                "about 8 minutes on 2 cores). `hynas <command> --help` explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=_versions(),
+    parser.add_argument("--version", action=_PrintVersions,
                         help="print the versions of hynas and of the libraries that set its numbers, then exit")
     subs = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     subs.required = True
@@ -106,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "hynas search --space nb201 --objectives test_acc:max,latency_raspi4_ms:min --budget 200 --seed 0")
     g = search_p.add_argument_group("search options (each overrides the config)")
     g.add_argument("--space", help="space YAML, preset name, or nb201 (a tabular benchmark)")
-    g.add_argument("--table", metavar="CSV", help="benchmark table of a tabular space (default: the shipped NB201 table)")
+    g.add_argument("--table", metavar="CSV",
+                   help="benchmark table of a tabular space (default: the shipped NB201 table)")
     g.add_argument("--objectives", metavar="LIST",
                    help="comma-separated name:max|min, e.g. accuracy:max,latency_ms:min,size_mb:min")
     g.add_argument("--constraint", action="append", default=[], metavar="EXPR",
@@ -400,8 +412,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     table = profile_space(space, hardware, out, resume=args.resume, seed=config.seed, fit_archs=args.fit_archs,
                           progress=not args.quiet)
     print(f"latency table {out}: {len(table.layers)} layer configurations of {space.name} on "
-          f"{table.machine['host']} ({hardware.backend}, {hardware.threads} thread(s)); fit on {int(table.fit['archs'])} "
-          f"subnets: latency = the frame ("
+          f"{table.machine['host']} ({hardware.backend}, {hardware.threads} thread(s)); "
+          f"fit on {int(table.fit['archs'])} subnets: latency = the frame ("
           + ", ".join(f"{kind} {ms:.4f} ms" for kind, ms in sorted(table.frame_ms.items()))
           + ") + the layers' sum, scaled per kind ("
           + ", ".join(f"{kind} x {scale:.2f}" for kind, scale in sorted(table.scales.items()))
