@@ -1,4 +1,6 @@
 """The CLI in process: help, exit codes, one-line errors."""
+from pathlib import Path
+
 import pytest
 
 import search
@@ -14,14 +16,18 @@ def test_help_lists_every_subcommand(capsys):
         assert name in out
 
 
-def test_version_names_hynas_and_the_torch_it_runs_on(capsys):
+def test_version_names_hynas_as_setup_cfg_does_and_the_torch_it_runs_on(capsys):
+    import configparser
+
     import torch
 
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parent.parent / "setup.cfg")
     with pytest.raises(SystemExit) as exit_:
         search.main(["--version"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("hynas 0.1.0 (") and f"torch {torch.__version__}" in out
+    assert out.startswith(f"hynas {setup['metadata']['version']} (") and f"torch {torch.__version__}" in out
 
 
 def test_space_info_prints_size_and_extremes(capsys):
