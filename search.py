@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hynas")
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process that SIGPIPE ended, as `git log | head` does
 
 
 class _Parser(argparse.ArgumentParser):
@@ -470,7 +472,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # so that a reader gone early (`hynas ... | head`) shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # Not an error of ours: the reader has all it wanted. Point stdout at devnull so that the
+        # interpreter's last flush cannot raise again (Python docs, signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except HynasError as err:
         print(f"hynas {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE

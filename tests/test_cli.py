@@ -30,6 +30,18 @@ def test_version_names_hynas_as_setup_cfg_does_and_the_torch_it_runs_on(capsys):
     assert out.startswith(f"hynas {setup['metadata']['version']} (") and f"torch {torch.__version__}" in out
 
 
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`hynas space info ... | head -1`: the pipe is closed before hynas writes, as when head has its line."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, search.__file__, "space", "info", "mnist_hybrid"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == "" and proc.returncode == search.EXIT_BROKEN_PIPE
+
+
 def test_space_info_prints_size_and_extremes(capsys):
     assert search.main(["space", "info", "mnist_hybrid", "--samples", "2"]) == 0
     out = capsys.readouterr().out
