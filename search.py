@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--strategy", help="linas (default), random, nsga2, optuna-nsga2, optuna-tpe")
     g.add_argument("--runner", help="local (default) or ray")
     g.add_argument("--workers", type=_positive_int, help="parallel evaluation workers (ray runner)")
-    g.add_argument("--address", help="Ray cluster address (ray://host:10001 or auto); default: a local instance")
+    g.add_argument("--address", help="Ray cluster to join: auto (on a node of the cluster) or HEAD_IP:6379; "
+                   "ray://HEAD_IP:10001 needs ray[client]; default: a local instance")
     g.add_argument("--storage", metavar="URL",
                    help="Optuna storage URL (default: sqlite:///<run folder>/study.db; postgresql://... for clusters)")
     search_p.set_defaults(handler=cmd_search)
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the config's, cpu)")
     train_p.add_argument("--workers", type=_positive_int, default=1,
                          help="data-parallel processes on Ray Train (torch DDP, gloo); 1 trains in this process")
-    train_p.add_argument("--address", help="Ray cluster for --workers (auto or ray://host:10001); default: local")
+    train_p.add_argument("--address", help="Ray cluster for --workers (as for search); default: local")
     train_p.set_defaults(handler=cmd_train)
 
     profile_p = _sub(subs, "profile", "measure every layer configuration of a space on this machine into a latency "
@@ -221,6 +222,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         from results.store import open_storage
 
         open_storage(args.storage)
+    _check_cluster(config.search.address)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     try:
         job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
@@ -238,6 +240,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(line)
     print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / 'study.db'}")
     return 0
+
+
+def _check_cluster(address: str | None) -> None:
+    """Before the run folder is touched: a wrong Ray ``--address`` stops the command in seconds."""
+    if address:
+        from search_engine.runners.ray_runner import check_ray_address
+
+        check_ray_address(address)
 
 
 def _close_log(handler: logging.Handler) -> None:
@@ -273,6 +283,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     checked_device(config.device, f"{config.source}: device")
     data = load_dataset(config.data, space.input, config.seed)
     _refuse_other_training(config, space, args)
+    _check_cluster(args.address if args.workers > 1 else None)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     checkpoint = run_dir / "supernet.pt"
     try:
@@ -311,6 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from results.store import open_storage
 
         open_storage(args.storage)
+    _check_cluster(config.search.address)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     try:
         outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)

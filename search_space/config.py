@@ -167,7 +167,7 @@ class SearchConfig:
     local_share: float | Literal["adaptive"] = 0.5
     runner: str = "local"
     workers: int = 1
-    address: str | None = None  # Ray cluster to join (``auto`` or ``ray://host:10001``); None: a local instance
+    address: str | None = None  # Ray cluster to join (``auto``, ``host:port``, ``ray://host:10001``); None: local
     reference: dict[str, float] = field(default_factory=dict)  # HV reference point per objective
 
     def __post_init__(self) -> None:

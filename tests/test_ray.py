@@ -109,3 +109,19 @@ def test_two_process_training_writes_a_checkpoint_that_loads_and_evaluates(ray_s
     accuracy = subnet_accuracy(trained.supernet, trained.space.largest(), trained.data.train, trained.data.val, 2)
     assert accuracy > 20  # ten classes: better than chance after one epoch
     assert load_checkpoint(out / "supernet.pt", trained.space)["epoch"] == 1
+
+
+@pytest.mark.parametrize("address,words", [("127.0.0.1:{port}", "no Ray cluster answers there"),
+                                           ("no-port-here", "expected host:port")])
+def test_a_wrong_cluster_address_is_one_line_in_seconds_and_makes_no_run_folder(tmp_path, capsys, address, words):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once closed: connecting is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = address.format(port=port)
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--budget", "10", "--runner", "ray", "--address", address, "--out", str(tmp_path / "run")]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and len(err) == 1 and f"--address {address}: {words}" in err[0], err
+    assert not (tmp_path / "run").exists()

@@ -8,10 +8,11 @@ replaced. An exception raised by the evaluation itself is the arch's failure (re
 goes on), except a ``HynasError`` (bad setup), which stops the run. The driver writes each result to
 the store as it arrives (see ``loop.run_search``), so a killed driver loses only the archs in flight.
 
-Without an address a local Ray instance is started (dashboard off); ``address`` (``auto`` or
-``ray://host:10001``) joins a cluster, whose nodes need hynas installed and the run's files
-(checkpoint, data, table) at the same paths. A hardware profile with ``node: <ip>`` places every
-worker on that node, so that all latencies come from one device.
+Without an address a local Ray instance is started (dashboard off); ``address`` (``auto`` on a node of
+the cluster, ``HEAD_IP:6379``, or ``ray://HEAD_IP:10001`` with Ray Client installed) joins a cluster,
+whose nodes need hynas installed and the run's files (checkpoint, data, table) at the same paths. A
+hardware profile with ``node: <ip>`` places every worker on that node, so that all latencies come from
+one device.
 """
 from __future__ import annotations
 
@@ -52,10 +53,32 @@ class EvaluatorActor:
         return os.getpid()
 
 
+PROBE_SECONDS = 5.0  # a cluster's head answers a TCP connect at once; only a wrong address waits this long
+
+
+def check_ray_address(address: str) -> None:
+    """A one-line ``ConfigError`` unless something accepts connections at ``address`` (``host:port`` or
+    ``ray://host:port``; ``auto`` is left to Ray, which fails at once when no cluster is running).
+
+    Ray itself retries an unreachable address for minutes, printing only its own warnings."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as err:
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({err}); "
+                          "start one with `ray start --head` or fix the address") from None
+
+
 def start_ray(address: str | None, workers: int) -> bool:
     """Connect to ``address`` or start a local instance; True when this call started it."""
     if ray.is_initialized():
         return False
+    if address:
+        check_ray_address(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
