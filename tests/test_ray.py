@@ -121,7 +121,8 @@ def test_a_wrong_cluster_address_is_one_line_in_seconds_and_makes_no_run_folder(
         port = s.getsockname()[1]
     address = address.format(port=port)
     argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
-            "test_acc:max,latency_raspi4_ms:min", "--budget", "10", "--runner", "ray", "--address", address, "--out", str(tmp_path / "run")]
+            "test_acc:max,latency_raspi4_ms:min", "--budget", "10", "--runner", "ray", "--address", address,
+            "--out", str(tmp_path / "run")]
     code, err = run_cli(argv, capsys)
     assert code == 2 and len(err) == 1 and f"--address {address}: {words}" in err[0], err
     assert not (tmp_path / "run").exists()
