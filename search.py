@@ -495,6 +495,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HynasError as err:
         print(f"hynas {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:
+        # A path the system refuses (--out under a file, no permission, disk full): the user's to fix, and the
+        # traceback would hide the path. -v keeps the traceback, for a bug report.
+        if getattr(args, "verbose", 0):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"hynas {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"hynas {args.command}: interrupted; continue with --resume", file=sys.stderr)
         return 130

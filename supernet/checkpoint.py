@@ -33,6 +33,9 @@ def load_checkpoint(path: Path, space: HybridSpace) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; train the supernet first (hynas train)")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch.load's own message is a page of advice
+        raise CheckpointError(f"{path}: corrupt or not a hynas checkpoint (not a complete torch archive; "
+                              "hynas train writes one as supernet.pt)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:

@@ -176,6 +176,10 @@ BAD = [
     (lambda f, r: ["profile", "--space", "nosuch", "--out", str(f / "t.json")], "nosuch"),
     (lambda f, r: ["profile", "--hardware", str(f / "malformed.yaml"), "--out", str(f / "t.json")], "malformed"),
     (lambda f, r: ["space", "info", "nosuch_space"], "nosuch_space"),
+    (lambda f, r: ["export", str(r), "--trial", "0", "--out", str(f / "pipe.yaml" / "x")], "Not a directory"),
+    (lambda f, r: ["plot", str(r), "--out", str(f / "pipe.yaml" / "x")], "Not a directory"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   f"checkpoint={f / 'pipe.yaml'}"], "not a complete torch archive"),
 ]
 
 
