@@ -129,25 +129,34 @@ class HybridSpace:
         return self.decode(rng.integers(lower, upper + 1))
 
     def contains(self, arch: object) -> bool:
+        return self.mismatch(arch) is None
+
+    def mismatch(self, arch: object) -> str | None:
+        """Where ``arch`` leaves this space (the first choice it makes that the space lacks), or None."""
         if not isinstance(arch, Arch) or len(arch.stages) != len(self.stages):
-            return False
+            return f"{len(self.stages)} stages expected"
         q = self.quantization
-        for spec, stage in zip(self.stages, arch.stages):
-            if stage.depth not in spec.depth or stage.width not in spec.width:
-                return False
-            for layer in stage.layers:
-                if layer.block not in spec.blocks or layer.wbits not in q.weight_bits or layer.abits not in q.act_bits:
-                    return False
-                if layer.block == "conv" and (layer.kernel not in spec.kernel or layer.expand not in spec.expand):
-                    return False
-                if layer.block == "attn" and (layer.heads not in spec.heads or layer.mlp_ratio not in spec.mlp_ratio):
-                    return False
-        return True
+        for s, (spec, stage) in enumerate(zip(self.stages, arch.stages), start=1):
+            choices = {"depth": (stage.depth, spec.depth), "width": (stage.width, spec.width)}
+            for i, layer in enumerate(stage.layers, start=1):
+                choices |= {f"layer {i} block": (layer.block, spec.blocks),
+                            f"layer {i} wbits": (layer.wbits, q.weight_bits),
+                            f"layer {i} abits": (layer.abits, q.act_bits)}
+                if layer.block == "conv":
+                    choices |= {f"layer {i} kernel": (layer.kernel, spec.kernel),
+                                f"layer {i} expand": (layer.expand, spec.expand)}
+                if layer.block == "attn":
+                    choices |= {f"layer {i} heads": (layer.heads, spec.heads),
+                                f"layer {i} mlp_ratio": (layer.mlp_ratio, spec.mlp_ratio)}
+            for what, (value, allowed) in choices.items():
+                if value not in allowed:
+                    return f"stage {s} {what} {value!r} is not one of {list(allowed)}"
+        return None
 
     def validate(self, arch: Arch) -> Arch:
-        """Return ``arch`` or raise ``SearchSpaceError`` saying it is not in this space."""
-        if not self.contains(arch):
-            raise SearchSpaceError(f"arch {arch.to_str()!r} is not in space {self.name!r}")
+        """Return ``arch`` or raise ``SearchSpaceError`` saying where it leaves this space."""
+        if (where := self.mismatch(arch)) is not None:
+            raise SearchSpaceError(f"arch {arch.to_str()!r} is not in space {self.name!r}: {where}")
         return arch
 
     def arch_from_str(self, text: str) -> Arch:

@@ -96,8 +96,10 @@ def test_bad_arch_strings_raise_search_space_error(text):
 
 
 def test_arch_outside_space_is_rejected(mnist_space):
-    with pytest.raises(SearchSpaceError, match="not in space"):
+    with pytest.raises(SearchSpaceError, match=r"'mnist_hybrid': stage 1 width 64 is not one of \[16, 24\]"):
         mnist_space.arch_from_str("c64:conv_k3_e2_w8a8|c32:conv_k3_e2_w8a8")
+    with pytest.raises(SearchSpaceError, match=r"stage 2 layer 2 wbits 6 is not one of \[4, 8, 32\]"):
+        mnist_space.arch_from_str("c16:conv_k3_e2_w8a8|c32:conv_k3_e2_w8a8,attn_h2_m2_w6a8")
     with pytest.raises(SearchSpaceError):
         mnist_space.decode([99] * len(mnist_space.bounds()[1]))
 
