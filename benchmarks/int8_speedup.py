@@ -70,7 +70,8 @@ def main() -> None:
     for fp, q, agree, params in rows[np.argsort(rows[:, 3])]:
         print(f"{int(params):9d} {fp:8.3f} {q:8.3f} {fp / q:7.2f}x {100 * agree:5.1f}%")
     print(f"median speedup {statistics.median(rows[:, 0] / rows[:, 1]):.2f}x; int8 agrees with the fake-quantized "
-          f"subnet on {100 * rows[:, 2].mean():.1f} % of {len(images)} validation images (min {100 * rows[:, 2].min():.1f} %)")
+          f"subnet on {100 * rows[:, 2].mean():.1f} % of {len(images)} validation images "
+          f"(min {100 * rows[:, 2].min():.1f} %)")
     # as in a search: one batch, accuracy first, the latency evaluator reusing its recalibrations
     calibrator = Calibrator(net, data.train, config.train.bn_batches)
     accuracy = AccuracyEvaluator(net, data, config.train.bn_batches, calibrator)

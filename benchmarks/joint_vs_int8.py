@@ -36,7 +36,8 @@ def main() -> None:
     if anchor is None:
         raise SystemExit(f"{a.run}/baselines.csv has no uniform-int8 version of the largest arch")
     peers = [f for f in front if f["accuracy"] >= anchor["accuracy"]]
-    print(f"largest subnet at uniform int8: validation {anchor['accuracy']:.2f} % (test {anchor['test_accuracy']:.2f} %), "
+    print(f"largest subnet at uniform int8: validation {anchor['accuracy']:.2f} % "
+          f"(test {anchor['test_accuracy']:.2f} %), "
           f"{anchor['latency_ms']:.3f} ms, {anchor['size_mb']:.4f} MB")
     if peers:
         fast, small = min(peers, key=lambda f: f["latency_ms"]), min(peers, key=lambda f: f["size_mb"])
@@ -72,7 +73,8 @@ def main() -> None:
         print(f"{b['baseline']:34s} {b['accuracy']:6.1f} {b['latency_ms']:7.3f} {b['size_mb']:8.4f} | "
               f"{fast['latency_ms']:11.3f} {speedups[-1]:5.2f}x | {small['size_mb']:11.4f} {shrinks[-1]:5.2f}x")
     if speedups:
-        print(f"at equal or better validation accuracy, the searched front is {statistics.median(speedups):.2f}x faster "
+        print(f"at equal or better validation accuracy, the searched front is "
+              f"{statistics.median(speedups):.2f}x faster "
               f"(max {max(speedups):.2f}x) and {statistics.median(shrinks):.2f}x smaller (max {max(shrinks):.2f}x) "
               f"than the same archs at uniform int8 (medians over {len(speedups)} baselines)")
 

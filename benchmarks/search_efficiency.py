@@ -93,7 +93,8 @@ def main() -> None:
             else:
                 archs = "linas did not reach 0.99 within the budget"
             points = f"{shares['linas'] / shares[base]:.2f}x" if shares[base] else f"{base} found none"
-            print(f"linas vs {base}: {archs}; score at budget {scores['linas'] / scores[base]:.3f}x, front points {points}")
+            print(f"linas vs {base}: {archs}; score at budget {scores['linas'] / scores[base]:.3f}x, "
+                  f"front points {points}")
 
 if __name__ == "__main__":
     main()

@@ -46,8 +46,9 @@ def write_report(folder: Path, report: ReportInput) -> Path:
     if report.plots:
         parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in report.plots] + [""]
     if report.exports:
-        parts += ["## Exported subnets", ""] + [f"- {what}: [`{p.relative_to(folder)}`]({p.relative_to(folder)}/README.md)"
-                                                for what, p in report.exports] + [""]
+        links = [f"- {what}: [`{p.relative_to(folder)}`]({p.relative_to(folder)}/README.md)"
+                 for what, p in report.exports]
+        parts += ["## Exported subnets", ""] + links + [""]
     if report.notes:
         parts += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
     path = folder / "report.md"

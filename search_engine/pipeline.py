@@ -161,7 +161,8 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
     validated = []
     for r, arch in zip(front, front_values):
         values = again[arch]
-        validated.append({"trial": r.number, "arch": r.arch, **front_values[arch], "test_accuracy": values["test_accuracy"],
+        validated.append({"trial": r.number, "arch": r.arch, **front_values[arch],
+                          "test_accuracy": values["test_accuracy"],
                           **{f"{n}_again": values[n] for n in names if n.startswith("latency_ms") and n in values},
                           **{k: r.meta[k] for k in ("val_cross_entropy",) if k in r.meta}})
     baselines = [{"baseline": label, "arch": arch.to_str(), **{n: again[arch][n] for n in names if n in again[arch]},

@@ -114,7 +114,8 @@ class DataConfig:
     limit: int | None = None  # use only this many images (quick runs and tests)
 
     def __post_init__(self) -> None:
-        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+        fractions = (self.val_fraction, self.test_fraction)
+        if not (all(0 < f < 1 for f in fractions) and sum(fractions) < 1):
             raise ConfigError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
         if self.dataset != "mnist5k" and not self.path:
             raise ConfigError(f"path: dataset {self.dataset!r} needs a path")

@@ -94,7 +94,8 @@ def stage_layer_choices(spec: StageSpec, weight_bits, act_bits) -> list[LayerArc
     out = []
     for block, wb, ab in product(spec.blocks, weight_bits, act_bits):
         if block == "conv":
-            out += [LayerArch("conv", kernel=k, expand=e, wbits=wb, abits=ab) for k, e in product(spec.kernel, spec.expand)]
+            out += [LayerArch("conv", kernel=k, expand=e, wbits=wb, abits=ab)
+                    for k, e in product(spec.kernel, spec.expand)]
         else:
             out += [LayerArch("attn", heads=h, mlp_ratio=m, wbits=wb, abits=ab)
                     for h, m in product(spec.heads, spec.mlp_ratio)]

@@ -80,7 +80,8 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{_where(source, path)}: got {value!r}, expected {_describe(tp)}")
         key_type, item_type = get_args(tp)
-        return {_convert(key_type, k, source, path): _convert(item_type, v, source, f"{path}.{k}") for k, v in value.items()}
+        return {_convert(key_type, k, source, path): _convert(item_type, v, source, f"{path}.{k}")
+                for k, v in value.items()}
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is type(None) and value is None:

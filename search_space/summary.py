@@ -19,7 +19,8 @@ def space_summary(space: HybridSpace | TabularSpace, rng: np.random.Generator, s
     lines = [f"space {space.name}: {space.size():,} distinct archs, genome of {len(upper)} genes"]
     if isinstance(space, HybridSpace):
         q = space.quantization
-        lines.append(f"input {space.input.channels}x{space.input.size}x{space.input.size}, {space.input.classes} classes; "
+        lines.append(f"input {space.input.channels}x{space.input.size}x{space.input.size}, "
+                     f"{space.input.classes} classes; "
                      f"stem {space.stem.channels} ch, stride {space.stem.stride}; bits: weights {list(q.weight_bits)}, "
                      f"activations {list(q.act_bits)}, stem/head {q.stem_head_bits}")
         for i, s in enumerate(space.stages):

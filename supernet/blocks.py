@@ -54,7 +54,8 @@ class ConvBranch(nn.Module):
         hidden = max_in * max_expand
         self.stride = stride
         self.expand, self.bn1 = ElasticConv2d(max_in, hidden, 1), ElasticBatchNorm2d(hidden)
-        self.dw, self.bn2 = ElasticConv2d(hidden, hidden, max_kernel, stride, depthwise=True), ElasticBatchNorm2d(hidden)
+        self.dw = ElasticConv2d(hidden, hidden, max_kernel, stride, depthwise=True)
+        self.bn2 = ElasticBatchNorm2d(hidden)
         self.project, self.bn3 = ElasticConv2d(hidden, max_out, 1), ElasticBatchNorm2d(max_out)
         self.q_in, self.q_mid, self.q_proj = ActQuant(bits), ActQuant(bits), ActQuant(bits)
 

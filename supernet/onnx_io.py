@@ -5,11 +5,11 @@ Export uses the TorchScript-based exporter (``dynamo=False``): on these small mo
 arch it measures; the graphs agree with torch to 1e-5 either way. BatchNorm is folded in.
 
 Quantization is static (calibrated activation ranges), QDQ format, uint8 activations and
-per-channel int8 weights (7-bit on CPUs without VNNI, see ``REDUCE_RANGE``), applied to the layers whose weight and activation bit-widths are both
-<= 8: 4- and 6-bit weights run as int8 (CPUs have no faster kernels for them); layers at 32 bits
-stay float, so a mixed-precision arch runs mixed in ONNX Runtime. Only the ops that carry the
-arithmetic (Conv, MatMul, Gemm) are quantized: measured, quantizing the adds and activations too
-made the models slower and agreed less with the fake-quantized subnet.
+per-channel int8 weights (7-bit on CPUs without VNNI, see ``REDUCE_RANGE``), applied to the layers whose
+weight and activation bit-widths are both <= 8: 4- and 6-bit weights run as int8 (CPUs have no faster
+kernels for them); layers at 32 bits stay float, so a mixed-precision arch runs mixed in ONNX Runtime.
+Only the ops that carry the arithmetic (Conv, MatMul, Gemm) are quantized: measured, quantizing the adds
+and activations too made the models slower and agreed less with the fake-quantized subnet.
 """
 from __future__ import annotations
 
@@ -139,7 +139,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, floa
     with _quiet_root_logger():  # the quantizer logs advice on the root logger for every model
         quantize_static(model, str(out_path), _Batches(calibration.astype(np.float32)),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS), reduce_range=REDUCE_RANGE,
+                        weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS),
+                        reduce_range=REDUCE_RANGE,
                         nodes_to_exclude=exclude, extra_options={"TensorQuantOverrides": overrides})
     return out_path
 

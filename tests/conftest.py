@@ -71,7 +71,7 @@ def write_trained_config(tiny_run, folder: Path, name: str, **search) -> Path:
     accuracy, ONNX Runtime latency and size, with ``search`` overriding the search section."""
     _, trained_run = tiny_run
     (folder / "fast_ort.yaml").write_text(yaml.safe_dump(FAST_ORT))
-    config = dict(TINY, name=name, hardware=[str(folder / "fast_ort.yaml")], checkpoint=str(trained_run / "supernet.pt"),
-                  search={**TINY["search"], **search})
+    config = dict(TINY, name=name, hardware=[str(folder / "fast_ort.yaml")],
+                  checkpoint=str(trained_run / "supernet.pt"), search={**TINY["search"], **search})
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
     return folder / f"{name}.yaml"

@@ -35,7 +35,8 @@ def test_masked_genes_do_not_change_the_arch(hybrid_space):
 
 def test_every_sample_has_positive_costs_and_the_largest_costs_most(hybrid_space):
     rng = np.random.default_rng(2)
-    largest, smallest = arch_costs(hybrid_space, hybrid_space.largest()), arch_costs(hybrid_space, hybrid_space.smallest())
+    largest = arch_costs(hybrid_space, hybrid_space.largest())
+    smallest = arch_costs(hybrid_space, hybrid_space.smallest())
     for _ in range(300):
         c = arch_costs(hybrid_space, hybrid_space.sample(rng))
         assert min(c.params, c.macs, c.bitops, c.size_mb) > 0

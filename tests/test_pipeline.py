@@ -64,7 +64,8 @@ def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
         info = yaml.safe_load((folder / "arch.yaml").read_text())
         checks = info["checks"]
         assert checks["model.pt"] <= 1e-4 and checks["model.pt2"] <= 1e-4 and checks["model_fp32.onnx"] <= 1e-3
-        assert {"model.pt", "model.pt2", "model_fp32.onnx", "README.md", "space.yaml"} <= {p.name for p in folder.iterdir()}
+        artefacts = {"model.pt", "model.pt2", "model_fp32.onnx", "README.md", "space.yaml"}
+        assert artefacts <= {p.name for p in folder.iterdir()}
 
 
 def test_exported_program_reproduces_the_supernet(pipeline_run):
@@ -234,6 +235,7 @@ def test_an_unmeasured_arch_gets_the_same_folder_in_every_process(pipeline_run):
     code = ("from search_engine.deploy import open_finished_run, pick_subnet; from search_space import load_space; "
             f"r = open_finished_run({str(run)!r}); print(pick_subnet(r, load_space('mnist_hybrid'), "
             "arch='c16:conv_k3_e2_w4a8|c32:conv_k3_e4_w8a8').label)")
-    labels = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(search.__file__).parent,
+    cwd = Path(search.__file__).parent
+    labels = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
     assert len(labels) == 1 and labels.pop().startswith("arch-")

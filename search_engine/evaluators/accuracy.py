@@ -23,7 +23,8 @@ class AccuracyEvaluator:
 
     provides = ("accuracy",)
 
-    def __init__(self, supernet: Supernet, data: Dataset, bn_batches: int, calibrator: Calibrator | None = None) -> None:
+    def __init__(self, supernet: Supernet, data: Dataset, bn_batches: int,
+                 calibrator: Calibrator | None = None) -> None:
         self.data = data
         self.calibrator = calibrator or Calibrator(supernet, data.train, bn_batches)
         self._cache: dict[Arch, Scores] = {}

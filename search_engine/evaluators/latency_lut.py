@@ -23,8 +23,9 @@ class LutLatencyEvaluator:
         self.table = LatencyTable.load(profile.lut, space)
         for key in ("backend", "threads", "batch_size", "int8"):
             if self.table.hardware.get(key) != getattr(profile, key):
-                raise ConfigError(f"{profile.lut}: latency table was profiled with {key}={self.table.hardware.get(key)!r}"
-                                  f" but hardware profile {profile.name!r} says {getattr(profile, key)!r}")
+                raise ConfigError(f"{profile.lut}: latency table was profiled with "
+                                  f"{key}={self.table.hardware.get(key)!r} but hardware profile {profile.name!r} "
+                                  f"says {getattr(profile, key)!r}")
         self.table.predict(space, space.smallest(), profile.runs_int8)  # an incomplete table fails now
         self.space, self.profile, self.objective = space, profile, objective
         self.provides = (objective,)
