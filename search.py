@@ -135,11 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "ray://HEAD_IP:10001 needs ray[client]; default: a local instance")
     g.add_argument("--storage", metavar="URL",
                    help="Optuna storage URL (default: sqlite:///<run folder>/study.db; postgresql://... for clusters)")
+    _device_option(search_p)
     search_p.set_defaults(handler=cmd_search)
 
     train_p = _sub(subs, "train", "train the supernet once (sandwich rule, in-place distillation, fake quantization)",
                    "hynas train --config configs/demo.yaml --set train.epochs=6")
-    train_p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the config's, cpu)")
+    _device_option(train_p)
     train_p.add_argument("--workers", type=_positive_int, default=1,
                          help="data-parallel processes on Ray Train (torch DDP, gloo); 1 trains in this process")
     train_p.add_argument("--address", help="Ray cluster for --workers (as for search); default: local")
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "on the test split, export the best subnets, plot, report (each phase resumes with --resume)",
                  "hynas run --config configs/demo.yaml")
     run_p.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///<run folder>/study.db)")
+    _device_option(run_p)
     run_p.set_defaults(handler=cmd_run)
 
     plot_p = _sub(subs, "plot", "plot Pareto fronts (every pair of objectives) and hypervolume of one or more runs "
@@ -193,12 +195,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="torch device for training and accuracy, e.g. cpu or cuda (default: the config's, "
+                   "cpu); latency is measured where the hardware profile says")
+
+
+def _common_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` values, then ``--seed`` and ``--device`` as config overrides (validated like the YAML)."""
+    return list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []) + \
+        ([f"device={args.device}"] if args.device else [])
+
+
 def _search_overrides(args: argparse.Namespace) -> list[str]:
     """CLI flags of ``search`` as config overrides (so they are validated like the YAML)."""
     sets = list(args.overrides)
     flags = {"space": "space", "table": "table", "budget": "search.budget", "time_limit": "search.time_limit_s",
              "batch_size": "search.batch_size", "strategy": "search.strategy", "runner": "search.runner",
-             "workers": "search.workers", "address": "search.address", "seed": "seed"}
+             "workers": "search.workers", "address": "search.address", "seed": "seed", "device": "device"}
     for attr, key in flags.items():
         if getattr(args, attr, None) is not None:
             sets.append(f"{key}={getattr(args, attr)}")
@@ -274,9 +287,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from supernet.device import checked_device
     from supernet.train import train_supernet
 
-    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []) + \
-        ([f"device={args.device}"] if args.device else [])
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, _common_overrides(args))
     space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
@@ -312,8 +323,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from search_space.hybrid import HybridSpace
     from supernet.data import load_dataset
 
-    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, _common_overrides(args))
     job = build_job(config)  # validate everything before touching the run folder, the data set too
     if isinstance(job.space, HybridSpace):
         load_dataset(config.data, job.space.input, config.seed)
