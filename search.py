@@ -208,10 +208,10 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
 
 def _search_overrides(args: argparse.Namespace) -> list[str]:
     """CLI flags of ``search`` as config overrides (so they are validated like the YAML)."""
-    sets = list(args.overrides)
+    sets = _common_overrides(args)
     flags = {"space": "space", "table": "table", "budget": "search.budget", "time_limit": "search.time_limit_s",
              "batch_size": "search.batch_size", "strategy": "search.strategy", "runner": "search.runner",
-             "workers": "search.workers", "address": "search.address", "seed": "seed", "device": "device"}
+             "workers": "search.workers", "address": "search.address"}
     for attr, key in flags.items():
         if getattr(args, attr, None) is not None:
             sets.append(f"{key}={getattr(args, attr)}")
