@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "from the supernet's teachers), then re-measure it; a later export uses the fine-tuned weights",
                       "hynas finetune runs/demo --trial 12 --epochs 3", config=False)
     _subnet_choice(finetune_p)
+    _device_option(finetune_p, "the run's")
     finetune_p.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: %(default)s)")
     finetune_p.set_defaults(handler=cmd_finetune)
 
@@ -195,8 +196,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _device_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", help="torch device for training and accuracy, e.g. cpu or cuda (default: the config's, "
+def _device_option(p: argparse.ArgumentParser, default: str = "the config's") -> None:
+    p.add_argument("--device", help=f"torch device for training and accuracy, e.g. cpu or cuda (default: {default}, "
                    "cpu); latency is measured where the hardware profile says")
 
 
@@ -375,21 +376,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_target(args: argparse.Namespace):
+def _export_target(args: argparse.Namespace, device: str | None = None):
     from search_engine.deploy import open_finished_run, pick_subnet
     from supernet.trained import load_trained
 
     run = open_finished_run(args.run)
     space = load_space(run.config.space)
     chosen = pick_subnet(run, space, args.trial, args.arch, args.pick)
-    return run, chosen, load_trained(run.config, run.checkpoint)
+    return run, chosen, load_trained(run.config, run.checkpoint, device)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from search_engine.deploy import export_pick
     from search_engine.run_folder import prepare_run_folder
 
-    run, chosen, trained = _export_target(args)
+    run, chosen, trained = _export_target(args, "cpu")  # cheap on a CPU, so a run trained on a GPU exports anywhere
     out = prepare_run_folder(Path(args.out) if args.out else run.folder / "export" / chosen.label, args.resume,
                              args.force)
     result = export_pick(run, trained, chosen, out)
@@ -406,7 +407,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from search_engine.deploy import finetuned_checkpoint
     from supernet.finetune import finetune_subnet
 
-    run, chosen, trained = _export_target(args)
+    run, chosen, trained = _export_target(args, args.device)
     checkpoint = finetuned_checkpoint(run, chosen.label)
     if checkpoint.exists() and not args.force:
         raise HynasError(f"{checkpoint}: this subnet is already fine-tuned; replace it with --force")

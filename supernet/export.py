@@ -54,10 +54,12 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
     space = net.space
     folder.mkdir(parents=True, exist_ok=True)
     x = data.val.images[:256]
+    device = next(net.parameters()).device
+    # The artefacts are for CPU runtimes (and ONNX export and its checks run there), whatever the supernet's device.
     with calibrated(net, arch, data.train, bn_batches), torch.no_grad():
-        reference = net(x, arch)
-        simulated = net.extract(arch).eval()
-        deployed = net.extract(arch, simulate_activations=False).eval()
+        reference = net(x.to(device), arch).cpu()
+        simulated = net.extract(arch).eval().cpu()
+        deployed = net.extract(arch, simulate_activations=False).eval().cpu()
     ranges = simulated.activation_ranges()
     top1 = reference.argmax(1).numpy()
     checks: dict[str, float] = {}

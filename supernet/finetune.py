@@ -66,12 +66,14 @@ def finetune_subnet(net: Supernet, arch: Arch, data: Dataset, cfg: TrainConfig, 
     lr = cfg.lr * lr_scale
     generator = torch.Generator().manual_seed(seed)
     step = 0
+    device = next(net.parameters()).device
     for epoch in range(epochs):
         student.train()
         bar = tqdm(data.train.batches(cfg.batch_size, generator, augment=True), desc=f"fine-tune {epoch + 1}/{epochs}",
                    unit="step", disable=not progress, dynamic_ncols=True,
                    total=math.ceil(len(data.train) / cfg.batch_size))
         for x, y in bar:
+            x, y = x.to(device), y.to(device)
             for group in optimizer.param_groups:
                 group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / steps))
             with torch.no_grad():

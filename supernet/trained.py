@@ -20,10 +20,12 @@ class Trained:
     supernet: Supernet
 
 
-def load_trained(config: ExperimentConfig, checkpoint: Path) -> Trained:
+def load_trained(config: ExperimentConfig, checkpoint: Path, device: str | None = None) -> Trained:
+    """The supernet on ``device`` (``--device``), else on the config's."""
     space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise ConfigError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
-    net = load_supernet(space, checkpoint, checked_device(config.device, f"{config.source}: device"))
+    where = "--device" if device else f"{config.source}: device"
+    net = load_supernet(space, checkpoint, checked_device(device or config.device, where))
     data = load_dataset(config.data, space.input, config.seed)
     return Trained(space, data, net)

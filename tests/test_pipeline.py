@@ -112,6 +112,21 @@ def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
     assert state["finetune"]["after"]["val"] >= 0
 
 
+def test_a_run_configured_for_a_gpu_exports_on_a_cpu(pipeline_run, tmp_path, capsys):
+    import shutil
+
+    _, run = pipeline_run
+    gpu_run = tmp_path / "gpu_run"
+    shutil.copytree(run, gpu_run, ignore=shutil.ignore_patterns("export", "finetuned"))
+    config = yaml.safe_load((gpu_run / "config.yaml").read_text())
+    config["device"] = "cuda:99"  # this machine has no such device: loading the supernet there would fail
+    (gpu_run / "config.yaml").write_text(yaml.safe_dump(config))
+    trial = int((run / "validated.csv").read_text().splitlines()[1].split(",")[0])
+    code, err = run_cli(["export", str(gpu_run), "--trial", str(trial), "--out", str(tmp_path / "out"), "-q"], capsys)
+    assert code == 0, err
+    assert yaml.safe_load((tmp_path / "out" / "arch.yaml").read_text())["checks"]["model.pt"] <= 1e-4
+
+
 def test_run_resume_finishes_without_redoing_work(pipeline_run, capsys):
     folder, run = pipeline_run
     measured = (run / "measured.csv").read_text()
@@ -169,6 +184,7 @@ BAD = [
     (lambda f, r: ["finetune", str(r)], "exactly one"),
     (lambda f, r: ["finetune", str(r), "--trial", "0", "--epochs", "0"], "must be positive"),
     (lambda f, r: ["finetune", str(f / "not_a_run"), "--trial", "0"], "not a run folder"),
+    (lambda f, r: ["finetune", str(r), "--trial", "0", "--device", "cuda:99"], "--device: 'cuda:99'"),
     (lambda f, r: ["plot", str(f / "not_a_run")], "not a run folder"),
     (lambda f, r: ["plot", str(r), str(f / "other_objectives")], "objectives"),
     (lambda f, r: ["profile", "--out", str(r / "lut_fast_ort.json")], "--resume"),
