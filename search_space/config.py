@@ -7,6 +7,7 @@ exactly like the file.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from search_space.errors import ConfigError, did_you_mean
 from search_space.hybrid import HybridSpace
 from search_space.schema import build, to_plain
 from search_space.tabular import TabularSpace, load_table
+
+log = logging.getLogger("hynas.config")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NB201_TABLE = REPO_ROOT / "benchmarks" / "data" / "nb201" / "nb201_cifar10.csv"
@@ -228,7 +231,8 @@ def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     """Load an experiment YAML (path or preset name) and apply ``--set`` overrides."""
     resolved = resolve_path(str(path), "config")
     data = read_yaml(resolved)
-    if data is None:
+    if data is None:  # valid YAML, but more likely a mistake than a wish for every default: say so
+        log.warning("%s is empty: every setting takes its default", resolved)
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{resolved}: expected a mapping of settings at the top level")

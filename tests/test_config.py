@@ -112,3 +112,12 @@ def test_registry_rejects_duplicates_and_suggests():
     with pytest.raises(ConfigError, match="did you mean 'alpha'"):
         reg.get("alpah")
     assert reg.names() == ["alpha"] and "alpha" in reg
+
+
+def test_an_empty_config_file_takes_the_defaults_and_says_so(tmp_path, caplog):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set yet\n")
+    with caplog.at_level("WARNING", logger="hynas.config"):
+        config = load_config(empty)
+    assert config.name == "empty" and config.seed == load_config("demo").seed
+    assert [r.getMessage() for r in caplog.records] == [f"{empty} is empty: every setting takes its default"]
