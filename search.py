@@ -33,27 +33,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _common(p: argparse.ArgumentParser, run_folder: bool = True, config: bool = True) -> None:
+RUN_FOLDER = "run folder (default: runs/<config name>)"
+
+
+def _common(p: argparse.ArgumentParser, out: str | None = RUN_FOLDER, config: bool = True) -> None:
+    """The flags every subcommand shares; ``out`` describes what ``--out`` names (None: no output of its own)."""
     g = p.add_argument_group("common options")
     if config:
         g.add_argument("--config", default="configs/demo.yaml", metavar="FILE",
                        help="experiment YAML, a path or a preset name (default: %(default)s)")
         g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set search.budget=50 (repeatable)")
-    if run_folder:
-        g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<config name>)")
-        g.add_argument("--resume", action="store_true", help="continue the run in an existing run folder")
-        g.add_argument("--force", action="store_true", help="replace an existing run folder")
+    if out:
+        g.add_argument("--out", metavar="PATH", help=out)
+        g.add_argument("--resume", action="store_true", help="continue what an earlier command left in --out")
+        g.add_argument("--force", action="store_true", help="replace what is in --out")
     g.add_argument("--seed", type=int, help="random seed (default: the config's, 0)")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
 
-def _sub(subs, name: str, help_text: str, example: str, run_folder: bool = True,
+def _sub(subs, name: str, help_text: str, example: str, out: str | None = RUN_FOLDER,
          config: bool = True) -> argparse.ArgumentParser:
     p = subs.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(p, run_folder, config)
+    _common(p, out, config)
     return p
 
 
@@ -109,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     space_subs = space.add_subparsers(dest="space_command", metavar="<space command>", parser_class=_Parser)
     space_subs.required = True
     info = _sub(space_subs, "info", "print a space's size, largest and smallest arch with costs, and samples",
-                "hynas space info configs/spaces/cifar_hybrid.yaml", run_folder=False)
+                "hynas space info configs/spaces/cifar_hybrid.yaml", out=None)
     info.add_argument("space", nargs="?", help="space YAML, preset name or nb201 (default: the config's space)")
     info.add_argument("--table", help="benchmark CSV of a tabular space")
     info.add_argument("--samples", type=int, default=3, help="random archs to show (default: %(default)s)")
@@ -148,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile_p = _sub(subs, "profile", "measure every layer configuration of a space on this machine into a latency "
                      "lookup table (profile a device once, search anywhere with `lut:` in a hardware profile)",
-                     "hynas profile --space mnist_hybrid --hardware cpu_ort --out luts/mnist_cpu_ort.json")
+                     "hynas profile --space mnist_hybrid --hardware cpu_ort --out luts/mnist_cpu_ort.json",
+                     out="the lookup table file (default: runs/luts/<space>@<hardware>.json)")
     profile_p.add_argument("--space", help="space YAML or preset name (default: the config's space)")
     profile_p.add_argument("--hardware", help="hardware profile YAML or preset name (default: the config's first)")
     profile_p.add_argument("--fit-archs", type=_positive_int, default=40,
@@ -158,16 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_p = _sub(subs, "export", "export a subnet: weights, torch.export program, ONNX fp32 and int8, each "
                     "checked against the supernet, with a README", "hynas export runs/demo --pick 'latency_ms<=0.3'",
-                    config=False)
+                    out="export folder (default: RUN/export/trial-N, or a short form of --arch)", config=False)
     _subnet_choice(export_p)
     export_p.set_defaults(handler=cmd_export)
 
     finetune_p = _sub(subs, "finetune", "fine-tune one searched subnet on its own (quantization-aware, distilled "
                       "from the supernet's teachers), then re-measure it; a later export uses the fine-tuned weights",
-                      "hynas finetune runs/demo --trial 12 --epochs 3", config=False)
+                      "hynas finetune runs/demo --trial 12 --epochs 3", out=None, config=False)
     _subnet_choice(finetune_p)
     _device_option(finetune_p, "the run's")
     finetune_p.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: %(default)s)")
+    finetune_p.add_argument("--force", action="store_true",
+                            help="fine-tune again, replacing RUN/finetuned/<subnet>/ (it starts from the supernet "
+                            "either way)")
     finetune_p.set_defaults(handler=cmd_finetune)
 
     run_p = _sub(subs, "run", "the whole job: train the supernet, profile this machine, search, validate the front "
@@ -179,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot_p = _sub(subs, "plot", "plot Pareto fronts (every pair of objectives) and hypervolume of one or more runs "
                   "of the same objectives", "hynas plot runs/demo runs/demo-nsga2 --out plots/", config=False,
-                  run_folder=False)
+                  out=None)
     plot_p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     plot_p.add_argument("--out", metavar="DIR", help="where the PNG files go (default: the first run folder)")
     plot_p.set_defaults(handler=cmd_plot)

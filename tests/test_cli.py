@@ -1,4 +1,5 @@
 """The CLI in process: help, exit codes, one-line errors."""
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,20 @@ def test_help_lists_every_subcommand(capsys):
     out = capsys.readouterr().out
     for name in ("space", "train", "profile", "search", "run", "finetune", "export", "plot"):
         assert name in out
+
+
+@pytest.mark.parametrize("command, out_means, ignored", [
+    ("train", "run folder", ()), ("profile", "the lookup table file", ()), ("export", "export folder", ()),
+    ("finetune", None, ("--out", "--resume")), ("plot", "where the PNG files go", ("--resume", "--force")),
+])
+def test_each_subcommand_says_what_its_out_names_and_offers_no_flag_it_ignores(command, out_means, ignored, capsys):
+    with pytest.raises(SystemExit):
+        search.main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    if out_means:
+        assert re.search(rf" --out (PATH|DIR) {out_means}", help_text), help_text
+    for flag in ignored:
+        assert f" {flag} " not in help_text  # listed as an option (the usage line writes "[--out PATH]")
 
 
 def test_version_names_hynas_as_setup_cfg_does_and_the_torch_it_runs_on(capsys):
