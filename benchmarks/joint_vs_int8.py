@@ -48,7 +48,7 @@ def main() -> None:
               "(SimQ-NAS: 4.8x and 3.4x)")
     else:
         print("no searched front subnet is as accurate as the largest subnet at uniform int8")
-    # On CPUs where int8 runs slower than float (these small nets, README), the 32-bit largest is the
+    # On CPUs where int8 runs slower than float (these small nets, docs/experiments.md), the 32-bit largest is the
     # faster deployment of the same arch: the ratio against it is the honest one to quote beside.
     peers = [f for f in front if f["accuracy"] >= largest["accuracy"]]
     if peers:

@@ -4,7 +4,7 @@ Profiles the space on this machine (or reuses --lut), then measures N random sub
 time all of them interleaved round by round (``search_engine.latency_meter``). The
 second measurement is the noise ceiling: no predictor can agree with a measurement better than
 the measurement agrees with itself. This shared VM also runs faster or slower as a whole from one
-minute to the next (by up to 10-20 %, README), which no table profiled earlier can know; the rows
+minute to the next (by up to 10-20 %, docs/experiments.md), which no table profiled earlier can know; the rows
 "up to the machine's speed" divide that out (one factor, the median ratio) to show how well the
 table ranks and proportions subnets.
 

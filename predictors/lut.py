@@ -8,7 +8,7 @@ leaving its runtime's layout (ONNX Runtime runs int8 convolutions in NHWC behind
 ones in blocked NCHWc behind reorders), which a run of layers of its kind in a subnet pays once;
 measured, int8 conv layers cost 0.45-0.55x their isolated time in a subnet, float ones 1.0-1.2x (they
 break the int8 layout around them). Fitted on 40 subnets, one scale for all put 38 % of 260 others
-within 10 % of their measured latency, one per kind 84 % (README, "Objectives on target hardware").
+within 10 % of their measured latency, one per kind 84 % (docs/experiments.md, "Objectives on target hardware").
 
 A table is profiled once on the target (``hynas profile``) and travels as a JSON file; searching
 with it needs neither the device nor torch. It is tied to one space: its fingerprint is checked.

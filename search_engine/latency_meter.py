@@ -4,7 +4,7 @@ Used for whole subnets (the ``latency_ms`` evaluator) and single layers (``hynas
 are measured by one protocol: fixed thread count, warm-up calls, then ``rounds`` rounds in which each
 model is called for ``round_ms`` (at least ``MIN_CALLS`` times); the latency is the fastest call.
 
-Why the fastest call, and why rounds (measured on this shared 2-core VM, README "Objectives on target
+Why the fastest call, and why rounds (measured on this shared 2-core VM, docs/experiments.md "Objectives on target
 hardware"): other tenants slow the machine in stretches of about half a second, during which even the
 fastest call is 1.4x slower, and outside them half the calls are still disturbed; the median of a few
 dozen calls agreed with a re-measurement of the same model within 10 % for only 15-25 % of 40 subnets.

@@ -139,8 +139,8 @@ class TrainConfig:
     random_archs: int = 2  # sandwich rule: teachers + smallest + this many random archs per step
     # "per-block": the largest arch of each block type teach together (HybridSpace.largest_of_each_block);
     # "mixed": the same teachers with their layers exchanged at random each step (every mix of block types
-    # teaches; ranks subnets more like training them alone, README Supernet); "largest": the largest arch
-    # alone (classic sandwich; one forward and backward pass less per step)
+    # teaches; ranks subnets more like training them alone, docs/experiments.md, Supernet); "largest": the
+    # largest arch alone (classic sandwich; one forward and backward pass less per step)
     teachers: str = "mixed"
     distill: bool = True  # in-place distillation: smaller archs learn the teachers' soft labels
     bn_batches: int = 10  # batches used to recalibrate BN statistics of a subnet

@@ -245,7 +245,7 @@ class HybridSpace:
         """The largest arch, then for each block type, the largest arch built of it wherever a stage
         offers it (duplicates dropped): the sandwich's teachers. ``largest`` picks one block type per
         stage, so the other type's branches would never be trained at full size; their subnets then
-        inherit weights trained only in random archs and rank too low (README, Supernet)."""
+        inherit weights trained only in random archs and rank too low (docs/experiments.md, Supernet)."""
         largest = self.largest()
         blocks = dict.fromkeys(block for spec in self.stages for block in spec.blocks)
         archs = [largest]
@@ -272,7 +272,7 @@ class HybridSpace:
         activation bits)`` says which layers do: each only where its bits allow it and the layer next
         to it runs in int8 too. An int8 stem or head beside float layers is an island that pays
         quantize, dequantize and layout changes around one small op (measured on ONNX Runtime: about
-        0.01 ms per subnet, up to 1.7x the latency of a small float subnet; README); run in float, it
+        0.01 ms per subnet, up to 1.7x the latency of a small float subnet; docs/experiments.md); run in float, it
         computes the same 8-bit weights with finer activations, as every layer does on a profile
         without int8."""
         bits = self.quantization.stem_head_bits

@@ -107,7 +107,7 @@ class Scores:
     On a few hundred images top-1 moves in steps of one image; the cross-entropy uses every
     image's full output, so it orders close models far more reproducibly (measured on the demo
     supernet: 30 random subnets ranked on the validation vs the test split, Kendall tau 0.22-0.39
-    by top-1, 0.76-0.78 by cross-entropy; README, Benchmarks)."""
+    by top-1, 0.76-0.78 by cross-entropy; docs/experiments.md, Supernet)."""
 
     accuracy: float
     nll: float

@@ -75,7 +75,7 @@ def exchange_layers(archs: list[Arch], rng: np.random.Generator) -> list[Arch]:
 
     Per-block teachers alone train each layer only after layers of its own type: a conv layer after an
     attention layer then learns only in random archs, and such mixed subnets inherit too little of what
-    they reach alone (README, Supernet)."""
+    they reach alone (docs/experiments.md, Supernet)."""
     dealt: list[list[StageArch]] = [[] for _ in archs]  # per teacher, its stages so far
     for position, first in enumerate(archs[0].stages):
         order = [rng.permutation(len(archs)) for _ in first.layers]  # per layer: which teacher's layer each gets

@@ -20,10 +20,10 @@ believer") so that the batch spreads along the front; once nothing is predicted 
 the candidates predicted closest to the front. The reference point of that hypervolume is
 taken each round from every arch measured so far: one fixed from the initial batch gave no
 gain at all to a candidate slower (or worse) than the first 20 archs, and on the NB201 table
-that hid the two most accurate cells in 3 of 8 seeds (README, "How linas searches").
+that hid the two most accurate cells in 3 of 8 seeds (docs/experiments.md, "Search").
 
-Why both, measured side by side (README, "How linas searches"): on the NB201 table predictors
-rank the best archs among themselves at a Kendall tau of 0.1-0.3, so a measured good arch says
+Why both, measured side by side (docs/experiments.md, "How linas came to be"): on the NB201 table
+predictors rank the best archs among themselves at a Kendall tau of 0.1-0.3, so a measured good arch says
 more about its neighbours than a distant prediction does, and local picks win there; on the
 demo's hybrid space (10^8 archs, 60 measured) one-gene steps are too short and the global
 inner search wins. Neither fixed share fits both, hence the adaptive option. Sampling the
