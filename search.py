@@ -252,6 +252,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         _close_log(handler)
     print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
           f"front of {len(outcome.front)}")
+    if outcome.in_flight_elsewhere:
+        print(f"  {outcome.in_flight_elsewhere} more are still being measured by other drivers sharing the study; "
+              "`--resume` later adds them")
     for r in outcome.front[:15]:
         print("  " + "  ".join(f"{o.name}={r.values[o.name]:.4g}" for o in job.objectives) + f"  {r.arch}")
     if outcome.reference is not None:

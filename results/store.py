@@ -13,10 +13,13 @@ Contract (the store is the single source of truth of a run):
 """
 from __future__ import annotations
 
+import importlib.util
 import json
-import warnings
 import os
+import random
 import socket
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,14 +62,42 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def with_installed_driver(url: str) -> str:
+    """``url`` with the PostgreSQL driver that is installed, when it names none.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, while ``hynas[postgres]`` installs
+    psycopg2 (the driver most PostgreSQL deployments have); without this the README's URL fails
+    with "driver missing" right after that install. A URL that names its driver is left alone."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme == "postgresql" and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
+# Drivers started together on an empty database all create Optuna's tables, and all but one fail
+# (optuna/optuna#1092: "duplicate key value violates unique constraint pg_type_typname_nsp_index" on
+# PostgreSQL); opening again then finds the tables. Measured: two `hynas search` started at once on a
+# new PostgreSQL database, one exited 2 before this.
+SCHEMA_RACE_ATTEMPTS = 8
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, ...), with a clear error when it fails."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        for attempt in range(SCHEMA_RACE_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(with_installed_driver(url), engine_kwargs=kwargs)
+            except (IntegrityError, ProgrammingError):  # another driver is creating the tables right now
+                if attempt == SCHEMA_RACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.Random().uniform(0.1, 0.5) * (attempt + 1))  # not the seeded global state
     except ImportError as err:
         raise ConfigError(f"--storage {url}: the database driver is missing ({err}); "
-                          "for PostgreSQL install hynas[postgres]") from None
+                          "for PostgreSQL: pip install 'hynas[postgres]'") from None
     except Exception as err:  # SQLAlchemy raises many types for a bad URL or unreachable server
         raise ConfigError(f"--storage {url}: cannot open the storage: {str(err).splitlines()[0]}") from None
 

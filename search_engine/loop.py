@@ -43,6 +43,7 @@ class SearchOutcome:
     hypervolume: float
     stopped_by: str  # "budget", "time", "space exhausted"
     failures: int
+    in_flight_elsewhere: int = 0  # claimed by other drivers sharing the study, not measured yet when this one ended
 
 
 def _hv(records: Sequence[Record], objectives: Sequence[Objective], constraints: Sequence[Constraint],
@@ -118,6 +119,11 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
     finally:
         bar.close()
     records = store.measured()
+    # The budget counts claims: when it is spent, other drivers on the study may still be measuring theirs.
+    elsewhere = store.active_count() - len(records)
+    if elsewhere > 0:
+        log.info("%d archs are still being measured by other drivers sharing the study; `hynas search --resume` "
+                 "later adds them to measured.csv", elsewhere)
     ref = store.reference()
     return SearchOutcome(records, front_of(records, objectives, constraints), ref,
-                         _hv(records, objectives, constraints, ref), stopped_by, failures)
+                         _hv(records, objectives, constraints, ref), stopped_by, failures, elsewhere)
