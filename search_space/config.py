@@ -63,6 +63,10 @@ def read_yaml(path: Path) -> Any:
 def load_space(name: str, table: str | None = None) -> HybridSpace | TabularSpace:
     """A hybrid space from a YAML path or preset name, or a tabular space (``nb201``) over ``table``."""
     if name in TABULAR_SPACES:
+        if table is None and not DEFAULT_NB201_TABLE.is_file():  # installed from a wheel: the table stays in the repo
+            raise ConfigError(f"space {name!r}: no --table given, and the NB201 table that the hynas repository ships "
+                              f"({DEFAULT_NB201_TABLE.relative_to(REPO_ROOT)}) is not beside this installation; "
+                              "pass --table PATH to a copy")
         return TabularSpace(name, load_table(table or DEFAULT_NB201_TABLE))
     path = resolve_path(name, "space")
     return build(HybridSpace, read_yaml(path), str(path))
