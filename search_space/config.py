@@ -32,13 +32,15 @@ def configs_dir() -> Path:
 
 
 def resolve_path(name: str, kind: str) -> Path:
-    """A YAML path as given, else a packaged preset: ``mnist_hybrid`` -> ``configs/spaces/mnist_hybrid.yaml``."""
+    """A YAML path as given, else a packaged preset (``mnist_hybrid`` -> ``configs/spaces/mnist_hybrid.yaml``),
+    else ``<name>.yaml`` in the current folder (``hardware: [board]`` beside ``board.yaml``; presets win)."""
     direct = Path(name)
     if direct.is_file():
         return direct
     sub = {"space": "spaces", "hardware": "hardware", "config": ""}[kind]
     for candidate in (configs_dir() / sub / name, configs_dir() / sub / f"{name}.yaml",
-                      configs_dir() / direct.name if direct.parts[:1] == ("configs",) else None):
+                      configs_dir() / direct.name if direct.parts[:1] == ("configs",) else None,
+                      Path(f"{name}.yaml") if not direct.suffix else None):
         if candidate is not None and candidate.is_file():
             return candidate
     presets = sorted(p.stem for p in (configs_dir() / sub).glob("*.yaml"))
@@ -244,6 +246,27 @@ def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     for assignment in overrides:
         apply_override(data, assignment)
     source = f"{resolved} with --set {' '.join(overrides)}" if overrides else str(resolved)
-    config = build(ExperimentConfig, data, source)
+    config = _with_absolute_files(build(ExperimentConfig, data, source))
     # Later checks (objectives, constraints, device) name the file; say when flags changed what it holds.
     return replace(config, source=f"{resolved} (with command-line overrides)" if overrides else str(resolved))
+
+
+def _with_absolute_files(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with every file it names (space, hardware, table, checkpoint, data path) as an absolute
+    path, so that the copy in a run folder works from any folder (export, plot, --resume); presets and
+    ``nb201`` stay names, so they still find the installed presets."""
+    def located(name: str, kind: str) -> str:
+        if name in TABULAR_SPACES:
+            return name
+        try:
+            path = resolve_path(name, kind).resolve()
+        except ConfigError:
+            return name  # reported where it is used, as written
+        return name if configs_dir().resolve() in path.parents else str(path)
+
+    def absolute(path: str | None) -> str | None:
+        return None if path is None else str(Path(path).resolve())
+
+    return replace(config, space=located(config.space, "space"),
+                   hardware=tuple(located(h, "hardware") for h in config.hardware), table=absolute(config.table),
+                   checkpoint=absolute(config.checkpoint), data=replace(config.data, path=absolute(config.data.path)))

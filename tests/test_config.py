@@ -121,3 +121,20 @@ def test_an_empty_config_file_takes_the_defaults_and_says_so(tmp_path, caplog):
         config = load_config(empty)
     assert config.name == "empty" and config.seed == load_config("demo").seed
     assert [r.getMessage() for r in caplog.records] == [f"{empty} is empty: every setting takes its default"]
+
+
+def test_a_config_names_its_files_absolutely_and_presets_by_name(tmp_path, monkeypatch):
+    """So that the copy in a run folder works from any folder; `hardware: [board]` finds ./board.yaml."""
+    import shutil
+
+    from search_space.config import configs_dir
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "board.yaml").write_text("name: board\nbackend: onnxruntime\nthreads: 1\n")
+    shutil.copy(configs_dir() / "spaces" / "mnist_hybrid.yaml", tmp_path / "your.yaml")
+    (tmp_path / "mine.yaml").write_text("space: your.yaml\nhardware: [board, cpu_ort]\ncheckpoint: sub/supernet.pt\n")
+    config = load_config("mine.yaml")
+    here = tmp_path.resolve()
+    assert (config.space, config.hardware) == (str(here / "your.yaml"), (str(here / "board.yaml"), "cpu_ort"))
+    assert config.checkpoint == str(here / "sub" / "supernet.pt")
+    assert (load_config("demo").space, load_config("demo").hardware) == ("mnist_hybrid", ("cpu_ort",))
