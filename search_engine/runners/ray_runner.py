@@ -81,7 +81,7 @@ def start_ray(address: str | None, workers: int) -> bool:
         check_ray_address(address)
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
             ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
