@@ -20,6 +20,7 @@ import yaml
 from search_space.arch import Arch
 from search_space.errors import HynasError
 from search_space.files import atomic_write, atomic_write_text
+from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 from supernet import onnx_io
 from supernet.calibration import accuracy, calibrated
@@ -95,7 +96,7 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
         "arch": arch.to_str(), "space": space.name, "layers": [layer.to_str() for layer in arch.layers()],
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "accuracy_exported": scores, "checks": checks, "note": note}, sort_keys=False))
-    atomic_write_text(folder / "README.md", _readme(arch, space.name, metrics or {}, scores, checks, note))
+    atomic_write_text(folder / "README.md", _readme(arch, space, metrics or {}, scores, checks, note))
     failed = [name for name, value in checks.items() if not _passes(name, value)]
     if failed:
         raise ExportError(f"{folder}: {', '.join(failed)} did not reproduce the supernet's predictions "
@@ -113,7 +114,7 @@ def _passes(name: str, value: float) -> bool:
     return value <= (FP32_TOLERANCE if name == "model_fp32.onnx" else EXACT_TOLERANCE)
 
 
-def _readme(arch: Arch, space: str, metrics: dict, scores: dict, checks: dict, note: str) -> str:
+def _readme(arch: Arch, space: HybridSpace, metrics: dict, scores: dict, checks: dict, note: str) -> str:
     def check_line(name: str) -> str:
         value = checks[name]
         what = {"model_int8.onnx": f"top-1 agreement with the supernet {100 * value:.1f} %",
@@ -121,10 +122,11 @@ def _readme(arch: Arch, space: str, metrics: dict, scores: dict, checks: dict, n
                                    "activation quantization)"}.get(name, f"max abs logit difference {value:.2e}")
         return f"| `{name}` | {what} | {'ok' if _passes(name, value) else 'FAILED'} |"
 
+    onnx_file = "model_int8.onnx" if "model_int8.onnx" in checks else "model_fp32.onnx"  # int8 only where bits allow
     measured = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items()) or "| (none recorded) | |"
     return f"""# Exported subnet
 
-`{arch.to_str()}` of space `{space}`. {note}
+`{arch.to_str()}` of space `{space.name}`. {note}
 
 ## Measured
 | metric | value |
@@ -155,8 +157,11 @@ model.load_state_dict(torch.load("model.pt", weights_only=True))
 
 program = torch.export.load("model.pt2").module()      # model.pt2: no hynas needed
 
+import numpy as np
 import onnxruntime as ort                              # model_fp32.onnx / model_int8.onnx: input "input",
-session = ort.InferenceSession("model_int8.onnx")      # (N, C, H, W) float32, normalized like the training data
+session = ort.InferenceSession("{onnx_file}")      # (N, C, H, W) float32, normalized like the training data
+images = np.zeros((1, {space.input.channels}, {space.input.size}, {space.input.size}), dtype=np.float32)
 logits = session.run(None, {{"input": images}})[0]
+print(logits.argmax(1), model(torch.from_numpy(images)).argmax(1), program(torch.from_numpy(images)).argmax(1))
 ```
 """

@@ -88,6 +88,18 @@ def test_exported_program_reproduces_the_supernet(pipeline_run):
             assert info["checks"]["model_int8.onnx"] >= 0.95
 
 
+def test_the_loading_code_in_an_export_readme_runs_as_written(pipeline_run, monkeypatch, capsys):
+    _, run = pipeline_run
+    folder = sorted((run / "export").iterdir())[0]
+    readme = (folder / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(folder)
+    namespace: dict = {}
+    exec(compile(code, str(folder / "README.md"), "exec"), namespace)  # before: NameError, `images` was undefined
+    assert namespace["logits"].shape == (1, namespace["space"].input.classes)
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
 def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
     _, run = pipeline_run
     trial = int((run / "validated.csv").read_text().splitlines()[1].split(",")[0])
