@@ -80,19 +80,21 @@ def with_installed_driver(url: str) -> str:
 # PostgreSQL); opening again then finds the tables. Measured: two `hynas search` started at once on a
 # new PostgreSQL database, one exited 2 before this.
 SCHEMA_RACE_ATTEMPTS = 8
+SCHEMA_RACE_SIGNS = ("already exists", "duplicate key", "UNIQUE constraint failed")  # PostgreSQL, SQLite
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, ...), with a clear error when it fails."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
         for attempt in range(SCHEMA_RACE_ATTEMPTS):
             try:
                 return optuna.storages.RDBStorage(with_installed_driver(url), engine_kwargs=kwargs)
-            except (IntegrityError, ProgrammingError):  # another driver is creating the tables right now
-                if attempt == SCHEMA_RACE_ATTEMPTS - 1:
+            except (IntegrityError, ProgrammingError, OperationalError) as err:
+                racing = any(sign in str(err) for sign in SCHEMA_RACE_SIGNS)  # not, e.g., a permission denied
+                if not racing or attempt == SCHEMA_RACE_ATTEMPTS - 1:
                     raise
                 time.sleep(random.Random().uniform(0.1, 0.5) * (attempt + 1))  # not the seeded global state
     except ImportError as err:
