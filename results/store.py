@@ -101,7 +101,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"--storage {url}: the database driver is missing ({err}); "
                           "for PostgreSQL: pip install 'hynas[postgres]'") from None
     except Exception as err:  # SQLAlchemy raises many types for a bad URL or unreachable server
-        raise ConfigError(f"--storage {url}: cannot open the storage: {str(err).splitlines()[0]}") from None
+        # its message runs over lines ("... failed: Connection refused / Is the server running ...") and ends
+        # with a link: keep the lines of the message, on one line
+        reason = " ".join(str(err).split("(Background on this error")[0].split())
+        raise ConfigError(f"--storage {url}: cannot open the storage: {reason}") from None
 
 
 class ResultsStore:

@@ -94,3 +94,13 @@ def test_two_drivers_started_together_on_a_new_database_share_one_budget(postgre
                         str(tmp_path / "driver0"), "--storage", postgres_url, "--resume", "-q"])
     rows = (tmp_path / "driver0" / "measured.csv").read_text().splitlines()[1:]
     assert code == 0 and sorted(r.split(",")[1] for r in rows) == sorted(measured)
+
+
+def test_a_server_that_does_not_answer_is_one_line_with_the_reason(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    url = f"postgresql://hynas@127.0.0.1:{_free_port()}/hynas"  # nothing listens there
+    code, err = run_cli(["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+                         "test_acc:max,latency_raspi4_ms:min", "--out", str(tmp_path / "run"), "--storage", url], capsys)
+    assert code == 2 and len(err) == 1 and "Connection refused" in err[0], err  # before: cut at "... failed:"
+    assert not (tmp_path / "run").exists()
