@@ -374,7 +374,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
                              f"{runs[0].folder}'s {[str(o) for o in objectives]}; plot runs of the same objectives")
     out = Path(args.out) if args.out else runs[0].folder
     out.mkdir(parents=True, exist_ok=True)
-    labels = [f"{r.folder.name} ({r.config.search.strategy})" for r in runs]
+    labels = [r.folder.name if r.config.search.strategy in r.folder.name else
+              f"{r.folder.name} ({r.config.search.strategy})" for r in runs]
     series = [Series(label, [rec.values for rec in r.records]) for label, r in zip(labels, runs)]
     baselines = []
     if len(runs) == 1 and (runs[0].folder / "baselines.csv").is_file():

@@ -98,7 +98,9 @@ def plot_pairs(runs: Sequence[Series], objectives: Sequence[Objective], folder: 
         for j, base in enumerate(baselines):
             pts = np.array([[r[x.name], r[y.name]] for r in base.rows])
             color, marker = "black", "*^sXD"[j % 5]
-            ax.scatter(pts[:, 0], pts[:, 1], s=60, marker=marker, color=color, zorder=4, label=base.label)
+            # earlier baselines on top: the smallest arch and its uniform-int8 twin often share a point
+            ax.scatter(pts[:, 0], pts[:, 1], s=110 if marker == "*" else 60, marker=marker, color=color,
+                       zorder=4 + len(baselines) - j, edgecolors="white", linewidths=0.6, label=base.label)
             if len(pts) > 2:
                 _step(ax, _front_2d(pts, x, y), x, y, color=color, lw=1, ls="--")
         _focus(ax, fronts, x, y)
@@ -136,7 +138,8 @@ def plot_hypervolume(runs: Sequence[Series], objectives: Sequence[Objective], fo
         ax.plot(np.arange(1, len(curve) + 1), curve, color=COLORS[i % len(COLORS)], lw=1.8, label=run.label)
     ax.set_xlabel("archs measured")
     ax.set_ylabel("hypervolume (normalized objectives, higher is better)")
-    ax.set_title("hypervolume of the measured front: " + ", ".join(str(o) for o in objectives))
+    # two lines: three objectives with long table column names overflow one
+    ax.set_title("hypervolume of the measured front\n" + ", ".join(str(o) for o in objectives), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
