@@ -24,9 +24,10 @@ def space_summary(space: HybridSpace | TabularSpace, rng: np.random.Generator, s
                      f"stem {space.stem.channels} ch, stride {space.stem.stride}; bits: weights {list(q.weight_bits)}, "
                      f"activations {list(q.act_bits)}, stem/head {q.stem_head_bits}")
         for i, s in enumerate(space.stages):
-            lines.append(f"  stage {i}: depth {list(s.depth)} width {list(s.width)} blocks {list(s.blocks)} "
-                         f"kernel {list(s.kernel)} expand {list(s.expand)} heads {list(s.heads)} "
-                         f"mlp_ratio {list(s.mlp_ratio)} stride {s.stride}")
+            conv = f" kernel {list(s.kernel)} expand {list(s.expand)}" if "conv" in s.blocks else ""
+            attn = f" heads {list(s.heads)} mlp_ratio {list(s.mlp_ratio)}" if "attn" in s.blocks else ""
+            lines.append(f"  stage {i}: depth {list(s.depth)} width {list(s.width)} blocks {list(s.blocks)}"
+                         f"{conv}{attn} stride {s.stride}")  # only the choices its block types use
         for label, arch in (("largest", space.largest()), ("smallest", space.smallest())):
             lines += [f"{label}: {arch.to_str()}", f"  {_cost_line(space, arch)}"]
         for i in range(samples):

@@ -61,6 +61,8 @@ def test_space_info_prints_size_and_extremes(capsys):
     assert search.main(["space", "info", "mnist_hybrid", "--samples", "2"]) == 0
     out = capsys.readouterr().out
     assert "271,065,600 distinct archs" in out and "largest: c24:" in out and out.count("sample ") == 2
+    stages = [line for line in out.splitlines() if line.startswith("  stage ")]
+    assert "heads" not in stages[0] and "kernel [3, 5] expand [2, 4] heads [2, 4]" in stages[1]  # conv-only, then both
 
 
 def test_space_info_default_comes_from_config(capsys):
