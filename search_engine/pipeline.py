@@ -34,7 +34,6 @@ from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
 
 log = logging.getLogger("hynas.run")
-EXPORTS = ("most accurate", "fastest", "knee")
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,5 @@ class Arch:
     def layers(self) -> list[LayerArch]:
         return [layer for stage in self.stages for layer in stage.layers]
 
-    def max_bits(self) -> int:
-        """The widest weight or activation bit-width of any layer (<= 8 means int8-deployable)."""
-        return max(max(layer.wbits, layer.abits) for layer in self.layers())
-
     def __str__(self) -> str:
         return self.to_str()
