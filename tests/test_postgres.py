@@ -64,15 +64,23 @@ def test_a_bare_postgresql_url_uses_the_driver_the_postgres_extra_installs(monke
     assert with_installed_driver("sqlite:///runs/x/study.db") == "sqlite:///runs/x/study.db"
 
 
+def _search(out: Path, url: str, *more: str) -> list[str]:
+    """`hynas search` arguments: random search of NB201 into ``out``, on the study `shared` of ``url``."""
+    return ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--set", "name=shared", "--set",
+            "search.batch_size=5", "--out", str(out), "--storage", url, "-q", *more]
+
+
+def _measured_csv_archs(folder: Path) -> list[str]:
+    return [row.split(",")[1] for row in (folder / "measured.csv").read_text().splitlines()[1:]]
+
+
 def test_two_drivers_started_together_on_a_new_database_share_one_budget(postgres_url, tmp_path):
     """Both create Optuna's tables at once (optuna#1092); both must finish, with the budget measured once."""
     budget = 30
-    drivers = [subprocess.Popen(
-        [sys.executable, search.__file__, "search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
-         "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", str(budget), "--seed", str(seed),
-         "--set", "name=shared", "--set", "search.batch_size=5", "--out", str(tmp_path / f"driver{seed}"),
-         "--storage", postgres_url, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for seed in (0, 1)]
+    drivers = [subprocess.Popen([sys.executable, search.__file__] + _search(
+        tmp_path / f"driver{seed}", postgres_url, "--budget", str(budget), "--seed", str(seed)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (0, 1)]
     outcomes = [(d.wait(timeout=300), d.stdout.read(), d.stderr.read()) for d in drivers]
     assert [code for code, _, _ in outcomes] == [0, 0], outcomes
     import optuna
@@ -83,24 +91,18 @@ def test_two_drivers_started_together_on_a_new_database_share_one_budget(postgre
     assert len(measured) == budget and len(set(measured)) == budget
     for seed, (_, out, _) in enumerate(outcomes):
         # each driver's measured.csv holds the shared study as it was when that driver ended, and says what it misses
-        rows = (tmp_path / f"driver{seed}" / "measured.csv").read_text().splitlines()[1:]
-        mine = [r.split(",")[1] for r in rows]
+        mine = _measured_csv_archs(tmp_path / f"driver{seed}")
         assert set(mine) <= set(measured) and len(mine) == len(set(mine))
         missing = budget - len(mine)
         assert (f"{missing} more are still being measured by other drivers" in out) == (missing > 0), out
-    code = search.main(["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
-                        "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", str(budget),
-                        "--seed", "0", "--set", "name=shared", "--set", "search.batch_size=5", "--out",
-                        str(tmp_path / "driver0"), "--storage", postgres_url, "--resume", "-q"])
-    rows = (tmp_path / "driver0" / "measured.csv").read_text().splitlines()[1:]
-    assert code == 0 and sorted(r.split(",")[1] for r in rows) == sorted(measured)
+    code = search.main(_search(tmp_path / "driver0", postgres_url, "--budget", str(budget), "--seed", "0", "--resume"))
+    assert code == 0 and sorted(_measured_csv_archs(tmp_path / "driver0")) == sorted(measured)
 
 
 def test_a_server_that_does_not_answer_is_one_line_with_the_reason(tmp_path, capsys):
     from tests.conftest import run_cli
 
     url = f"postgresql://hynas@127.0.0.1:{_free_port()}/hynas"  # nothing listens there
-    code, err = run_cli(["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
-                         "test_acc:max,latency_raspi4_ms:min", "--out", str(tmp_path / "run"), "--storage", url], capsys)
+    code, err = run_cli(_search(tmp_path / "run", url)[:-1], capsys)  # without -q
     assert code == 2 and len(err) == 1 and "Connection refused" in err[0], err  # before: cut at "... failed:"
     assert not (tmp_path / "run").exists()
