@@ -347,6 +347,10 @@ class HybridSpace:
     def describe(self, arch: Arch) -> str:
         return arch.to_str()
 
+    def network(self, arch: Arch) -> Arch:
+        """The arch itself: genomes that differ only in masked layers already decode to one ``Arch``."""
+        return arch
+
 
 def _ordinal(choices: tuple[int, ...], value: int) -> float:
     """Position of ``value`` in the sorted choices, scaled to (0, 1]; 1.0 for a pinned choice."""

@@ -1,7 +1,7 @@
 """The ``SearchSpace`` protocol every space implements (``HybridSpace``, ``TabularSpace``)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -13,7 +13,8 @@ class SearchSpace(Protocol):
 
     ``decode(encode(a)) == a`` for every arch ``a``; ``features`` gives predictors a float vector,
     and ``feature_views`` names groups of its columns (each a view a predictor may use alone);
-    ``size`` is the exact number of distinct archs.
+    ``size`` is the exact number of distinct archs; archs with equal ``network`` compute the same
+    function with the same operations (a second one measures only noise).
     """
 
     name: str
@@ -28,6 +29,7 @@ class SearchSpace(Protocol):
     def size(self) -> int: ...
     def arch_from_str(self, text: str) -> Any: ...
     def describe(self, arch: Any) -> str: ...
+    def network(self, arch: Any) -> Hashable: ...
 
 
 def column_views(parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -79,6 +80,14 @@ class CellArch:
             return frozenset()
         return frozenset(e for e, (to_node, _) in enumerate(NB201_EDGES)
                          if to_node in feeds_output and self.ops[e] != "none")
+
+    def network(self) -> tuple:
+        """What the cell computes and runs: the op of every live edge ('none' elsewhere) and the count of each
+        op a compiler keeps. Cells with equal networks are copies (NB201 trained and timed each separately, so
+        their rows differ by noise only): the 15,625 cells of the shipped table hold 11,021 networks."""
+        live, kept = self.live_edges(), self.output_edges()
+        return (tuple(op if e in live else "none" for e, op in enumerate(self.ops)),
+                tuple(sorted(Counter(self.ops[e] for e in kept).items())))
 
     def __str__(self) -> str:
         return self.to_str()
@@ -221,3 +230,6 @@ class TabularSpace:
 
     def describe(self, arch: CellArch) -> str:
         return arch.to_str()
+
+    def network(self, arch: CellArch) -> tuple:
+        return arch.network()

@@ -81,6 +81,14 @@ def test_linas_beats_random_on_the_table(nb201_space):
     assert np.median([hv("linas", s) for s in seeds]) > np.median([hv("random", s) for s in seeds])
 
 
+def test_linas_measures_no_second_copy_of_a_network_after_its_first_batch(nb201_space):
+    strategy = _strategy("linas", nb201_space, TAB_OBJECTIVES)
+    measured = [a for a, _ in strategy.run(_table_eval(nb201_space), budget=60, batch_size=10)]
+    first = {nb201_space.network(a) for a in measured[:10]}
+    later = [nb201_space.network(a) for a in measured[10:]]
+    assert len(set(later)) == len(later) and not first & set(later)
+
+
 def test_metrics_of_a_failed_arch_may_be_none(nb201_space):
     strategy = _strategy("random", nb201_space, TAB_OBJECTIVES)
     archs = strategy.ask(3)

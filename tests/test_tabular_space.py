@@ -84,3 +84,18 @@ def test_bad_tables(tmp_path):
     bad_row.write_text("arch,acc\nnonsense,1\n")
     with pytest.raises(DataError, match="line 2"):
         load_table(bad_row)
+
+
+def test_copies_of_one_network_share_it_and_other_networks_differ(nb201_space):
+    # edges: 0->1, 0->2, 1->2, 0->3, 1->3, 2->3
+    conv = CellArch(("nor_conv_3x3", "none", "none", "skip_connect", "skip_connect", "none"))
+    # another op on an edge whose result reaches nothing (0->2, node 2 feeds nothing): the same network
+    assert CellArch(("nor_conv_3x3", "avg_pool_3x3", "none", "skip_connect", "skip_connect", "none")).network() == \
+        conv.network()
+    # another op on a live edge: another network
+    assert CellArch(("nor_conv_1x1", "none", "none", "skip_connect", "skip_connect", "none")).network() != \
+        conv.network()
+    # the same live ops plus a conv that runs on zeros (2->3, node 2 gets nothing): a compiler runs it, so another
+    with_dead_input = CellArch(("nor_conv_3x3", "none", "none", "skip_connect", "skip_connect", "nor_conv_3x3"))
+    assert with_dead_input.live_edges() == conv.live_edges() and with_dead_input.network() != conv.network()
+    assert len({nb201_space.network(a) for a in nb201_space.table.archs}) == 11021  # of 15,625 cells
