@@ -27,6 +27,15 @@ def nb201_space():
     return load_space("nb201", str(NB201_CSV))
 
 
+def free_port() -> int:
+    """A local TCP port nothing listens on once this returns: connecting there is refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_cli(argv, capsys) -> tuple[int, list[str]]:
     """Run the CLI in process; return its exit code (argparse's too) and its stderr lines."""
     import search

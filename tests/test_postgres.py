@@ -7,7 +7,6 @@ are skipped, saying why, where there are none or no driver is installed (`pip in
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,19 +16,13 @@ import pytest
 
 import search
 from results.store import with_installed_driver
-from tests.conftest import NB201_CSV
+from tests.conftest import NB201_CSV, free_port
 
 psycopg2 = pytest.importorskip("psycopg2", reason="no PostgreSQL driver: pip install 'hynas[postgres]'")
 
 
 def _binary(name: str) -> str | None:
     return shutil.which(name) or next((str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def postgres_url():
     folder = Path(tempfile.mkdtemp(prefix="hynas-pg-"))
     if as_user:
         shutil.chown(folder, "nobody")
-    port = _free_port()
+    port = free_port()
     subprocess.run(as_user + [initdb, "-D", str(folder / "data"), "-U", "hynas", "--auth=trust"], check=True,
                    capture_output=True)
     subprocess.run(as_user + [pg_ctl, "-D", str(folder / "data"), "-w", "-l", str(folder / "log"), "-o",
@@ -102,7 +95,7 @@ def test_two_drivers_started_together_on_a_new_database_share_one_budget(postgre
 def test_a_server_that_does_not_answer_is_one_line_with_the_reason(tmp_path, capsys):
     from tests.conftest import run_cli
 
-    url = f"postgresql://hynas@127.0.0.1:{_free_port()}/hynas"  # nothing listens there
+    url = f"postgresql://hynas@127.0.0.1:{free_port()}/hynas"  # nothing listens there
     code, err = run_cli(_search(tmp_path / "run", url)[:-1], capsys)  # without -q
     assert code == 2 and len(err) == 1 and "Connection refused" in err[0], err  # before: cut at "... failed:"
     assert not (tmp_path / "run").exists()

@@ -12,7 +12,7 @@ import pytest
 
 from search_engine.job import run_job
 from search_space.config import load_config
-from tests.conftest import NB201_CSV, REPO, run_cli, write_trained_config
+from tests.conftest import NB201_CSV, REPO, free_port, run_cli, write_trained_config
 
 ray = pytest.importorskip("ray")
 
@@ -114,12 +114,7 @@ def test_two_process_training_writes_a_checkpoint_that_loads_and_evaluates(ray_s
 @pytest.mark.parametrize("address,words", [("127.0.0.1:{port}", "no Ray cluster answers there"),
                                            ("no-port-here", "expected host:port")])
 def test_a_wrong_cluster_address_is_one_line_in_seconds_and_makes_no_run_folder(tmp_path, capsys, address, words):
-    import socket
-
-    with socket.socket() as s:  # a port nothing listens on once closed: connecting is refused at once
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = address.format(port=port)
+    address = address.format(port=free_port())
     argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
             "test_acc:max,latency_raspi4_ms:min", "--budget", "10", "--runner", "ray", "--address", address,
             "--out", str(tmp_path / "run")]
