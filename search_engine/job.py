@@ -16,6 +16,7 @@ from results.store import ResultsStore
 from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
+from search_engine.run_folder import ensure_run_folder
 from search_engine.runners import RUNNERS, load_runner
 from search_engine.strategies import STRATEGIES, Strategy
 from search_space.config import ExperimentConfig, load_hardware, load_space
@@ -200,6 +201,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     """Run (or continue) the search of ``config``, recording into ``storage`` (default: the run folder's SQLite).
     ``job``: the job already built (and so validated) from ``config``, if the caller has it."""
     job = job or build_job(config)
+    ensure_run_folder(run_dir, config)
     url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
     lower, upper = job.space.bounds()
     store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)

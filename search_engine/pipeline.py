@@ -27,6 +27,7 @@ from results.report import ReportInput, write_report
 from results.store import Record
 from search_engine.evaluators import CompositeEvaluator, Evaluator
 from search_engine.job import SearchJob, build_job, make_evaluator, run_job
+from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, load_hardware
 from search_space.errors import ConfigError
@@ -50,6 +51,7 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
     if not isinstance(job.space, HybridSpace):
         raise ConfigError(f"{config.source}: `run` trains a supernet; space {config.space!r} is a table "
                           "(use `hynas search` for tabular benchmarks)")
+    ensure_run_folder(run_dir, config)
     seconds: dict[str, float] = {}
 
     def phase(name: str, work):

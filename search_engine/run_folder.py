@@ -95,6 +95,15 @@ def refuse_other_run_settings(folder: Path, config: ExperimentConfig) -> None:
                           "resume with the same ones, or start over with --force or another --out")
 
 
+def ensure_run_folder(folder: Path, config: ExperimentConfig) -> None:
+    """For library calls (``run_job``, ``run_pipeline``): the folder exists and records the settings it runs with,
+    as ``open_run`` leaves it for the CLI, so that ``hynas export``, ``plot`` and ``--resume`` can read it back.
+    No resume or force rule here: a library caller chooses the folder and what is in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / CONFIG_FILE).is_file():
+        atomic_write_text(folder / CONFIG_FILE, config.to_yaml())
+
+
 def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool) -> tuple[Path, logging.Handler]:
     """Prepare the run folder (``run_folder_path``), write the resolved ``config.yaml`` and mirror the
     log into it. Call only after the input is validated. A resumed run must keep the settings it
