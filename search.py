@@ -258,7 +258,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for r in outcome.front[:15]:
         print("  " + "  ".join(f"{o.name}={r.values[o.name]:.4g}" for o in job.objectives) + f"  {r.arch}")
     if outcome.reference is not None:
-        line = f"hypervolume {outcome.hypervolume:.6g} (reference {np.round(outcome.reference, 4).tolist()}, min form)"
+        point = ", ".join(f"{o.name}={v * o.sign:.4g}" for o, v in zip(job.objectives, outcome.reference))
+        line = f"hypervolume {outcome.hypervolume:.6g} (reference point {point}, fixed for the run; --set search.reference=... to choose it)"
         true_hv = true_front_hypervolume(job, outcome.reference)
         if true_hv:
             line += f"; {outcome.hypervolume / true_hv:.4f} of the table's true front"

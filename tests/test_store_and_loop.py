@@ -101,6 +101,7 @@ def test_tabular_search_reports_the_ratio_to_the_true_front(tmp_path, capsys):
     out = capsys.readouterr().out
     ratio = float(out.split(" of the table's true front")[0].rsplit("; ", 1)[1])
     assert 0 < ratio < 1
+    assert "(reference point test_acc=80, latency_eyeriss_ms=10.53, fixed for the run; --set search.reference=... to choose it)" in out
 
 
 def test_a_table_run_takes_its_reference_from_the_whole_table(tmp_path, capsys):
