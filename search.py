@@ -6,6 +6,7 @@ subcommand and prints a summary. Every ``HynasError`` becomes one line on stderr
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -228,17 +229,30 @@ def _search_overrides(args: argparse.Namespace) -> list[str]:
         sets.append(f"search.objectives=[{args.objectives}]")
     if args.constraint:
         sets.append("search.constraints=[" + ", ".join(f"'{c}'" for c in args.constraint) + "]")
-    if args.space and not args.out:
-        strategy = args.strategy or "linas"
-        sets.append(f"name={Path(args.space).stem}-{strategy}-s{args.seed or 0}")
     return sets
+
+
+def _search_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The config of ``search``. A run name the user did not ``--set`` comes from the run folder being resumed,
+    else, for ``--space``, from what the search is (``nb201-linas-s0``: the config's name would describe another
+    job), else from the config; it names the study, so a resumed run must keep it."""
+    from search_engine.run_folder import recorded_name
+
+    sets = _search_overrides(args)
+    config = load_config(args.config, sets)
+    if any(s.partition("=")[0].strip() == "name" for s in args.overrides):
+        return config
+    name = recorded_name(Path(args.out)) if args.resume and args.out else None
+    if name is None and args.space:
+        name = f"{Path(args.space).stem}-{config.search.strategy}-s{config.seed}"
+    return config if name in (None, config.name) else load_config(args.config, sets + [f"name={json.dumps(name)}"])
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     from search_engine.job import build_job, run_job, true_front_hypervolume
     from search_engine.run_folder import open_run
 
-    config = load_config(args.config, _search_overrides(args))
+    config = _search_config(args)
     job = build_job(config)  # validate everything before touching the run folder
     if args.storage:
         from results.store import open_storage
@@ -258,8 +272,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for r in outcome.front[:15]:
         print("  " + "  ".join(f"{o.name}={r.values[o.name]:.4g}" for o in job.objectives) + f"  {r.arch}")
     if outcome.reference is not None:
-        point = ", ".join(f"{o.name}={v * o.sign:.4g}" for o, v in zip(job.objectives, outcome.reference))
-        line = f"hypervolume {outcome.hypervolume:.6g} (reference point {point}, fixed for the run; --set search.reference=... to choose it)"
+        point = ", ".join(f"{o.name}={v * o.sign:.6g}" for o, v in zip(job.objectives, outcome.reference))
+        line = f"hypervolume {outcome.hypervolume:.6g} (reference point {point}; set it with search.reference)"
         true_hv = true_front_hypervolume(job, outcome.reference)
         if true_hv:
             line += f"; {outcome.hypervolume / true_hv:.4f} of the table's true front"

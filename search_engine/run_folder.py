@@ -75,6 +75,16 @@ def _flat(data: dict, prefix: str = "") -> dict:
     return flat
 
 
+def recorded_name(folder: Path) -> str | None:
+    """The run name in a folder's ``config.yaml``, or None where there is none to read (the resume checks that follow
+    report an unreadable file)."""
+    try:
+        name = (yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}).get("name")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def refuse_other_run_settings(folder: Path, config: ExperimentConfig) -> None:
     """Before a resumed run's folder is touched: if its ``config.yaml`` records other settings than
     ``config`` (beyond ``RESUME_MAY_CHANGE``), one ``ConfigError`` line naming each. Settings the

@@ -101,7 +101,7 @@ def test_tabular_search_reports_the_ratio_to_the_true_front(tmp_path, capsys):
     out = capsys.readouterr().out
     ratio = float(out.split(" of the table's true front")[0].rsplit("; ", 1)[1])
     assert 0 < ratio < 1
-    assert "(reference point test_acc=80, latency_eyeriss_ms=10.53, fixed for the run; --set search.reference=... to choose it)" in out
+    assert "(reference point test_acc=80, latency_eyeriss_ms=10.5269; set it with search.reference)" in out
 
 
 def test_a_table_run_takes_its_reference_from_the_whole_table(tmp_path, capsys):
@@ -109,14 +109,15 @@ def test_a_table_run_takes_its_reference_from_the_whole_table(tmp_path, capsys):
             "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "10", "--out",
             str(tmp_path / "t"), "-q"]
     assert search.main(argv) == 0
-    printed = capsys.readouterr().out.split("(reference ")[1].split("]")[0]
-    acc, lat = (float(v) for v in printed.strip("[").split(","))
+    printed = capsys.readouterr().out.split("(reference point ")[1].split(";")[0]
+    assert [v.split("=")[0] for v in printed.split(", ")] == ["test_acc", "latency_raspi4_ms"]
+    acc, lat = (float(v.split("=")[1]) for v in printed.split(", "))
     table = list(csv.DictReader(NB201_CSV.open()))
     worst_acc, best_acc = (f(float(r["test_acc"]) for r in table) for f in (min, max))
     worst_lat, best_lat = (f(float(r["latency_raspi4_ms"]) for r in table) for f in (max, min))
     # the worst row of the table plus 10 % of the range, so that no cell lies beyond it
-    assert acc == pytest.approx(-worst_acc + 0.1 * (best_acc - worst_acc), abs=1e-4)
-    assert lat == pytest.approx(worst_lat + 0.1 * (worst_lat - best_lat), abs=1e-4)
+    assert acc == pytest.approx(worst_acc - 0.1 * (best_acc - worst_acc), rel=1e-5)  # in the objective's units
+    assert lat == pytest.approx(worst_lat + 0.1 * (worst_lat - best_lat), rel=1e-5)
 
 
 def test_constraint_keeps_the_front_feasible(tmp_path, capsys):
@@ -170,3 +171,20 @@ def test_wall_clock_budget_stops_between_batches(nb201_space, tmp_path):
     outcome = run_search(nb201_space, OBJ, (), strat, runner, store, Budget(1000, seconds=1e-9), batch_size=5,
                          initial=5, progress=False)
     assert outcome.stopped_by == "time" and len(outcome.records) == 0
+
+
+def test_a_space_search_keeps_its_run_name_on_resume_and_takes_a_set_name(tmp_path, monkeypatch):
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    base = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_eyeriss_ms:min", "--strategy", "random", "-q"]
+    assert search.main(base + ["--budget", "6"]) == 0  # into runs/nb201-random-s0
+    # resumed through an explicit --out: before, refused ("name='nb201-random-s0' in the run, 'demo' now")
+    assert search.main(base + ["--budget", "9", "--out", "runs/nb201-random-s0", "--resume"]) == 0
+    storage = "sqlite:///runs/nb201-random-s0/study.db"
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["nb201-random-s0"]
+    assert len(optuna.load_study(study_name="nb201-random-s0", storage=storage).trials) == 9
+    # a name the user sets wins over the derived one (before, it was silently replaced by it)
+    assert search.main(base + ["--budget", "3", "--set", "name=mine"]) == 0
+    assert (tmp_path / "runs" / "mine" / "measured.csv").read_text().count("\n") == 4
