@@ -75,12 +75,27 @@ def _flat(data: dict, prefix: str = "") -> dict:
     return flat
 
 
-def recorded_name(folder: Path) -> str | None:
-    """The run name in a folder's ``config.yaml``, or None where there is none to read (the resume checks that follow
-    report an unreadable file)."""
+def _recorded_settings(folder: Path) -> dict | None:
+    """The settings a folder's ``config.yaml`` records, None if it has none; one ``ConfigError`` line if unreadable."""
+    recorded = folder / CONFIG_FILE
+    if not recorded.is_file():
+        return None
     try:
-        name = (yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}).get("name")
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        settings = yaml.safe_load(recorded.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{recorded}: cannot read the settings this run was started with: "
+                          f"{str(err).splitlines()[0]}") from None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{recorded}: cannot read the settings this run was started with: not a mapping")
+    return settings
+
+
+def recorded_name(folder: Path) -> str | None:
+    """The run name in a folder's ``config.yaml``, None where there is none to read (the resume check that follows,
+    ``refuse_other_run_settings``, reports an unreadable file)."""
+    try:
+        name = (_recorded_settings(folder) or {}).get("name")
+    except ConfigError:
         return None
     return name if isinstance(name, str) else None
 
@@ -89,20 +104,17 @@ def refuse_other_run_settings(folder: Path, config: ExperimentConfig) -> None:
     """Before a resumed run's folder is touched: if its ``config.yaml`` records other settings than
     ``config`` (beyond ``RESUME_MAY_CHANGE``), one ``ConfigError`` line naming each. Settings the
     recorded file lacks (written by an older version) are not compared."""
-    recorded = folder / CONFIG_FILE
-    if not recorded.is_file():
+    settings = _recorded_settings(folder)
+    if settings is None:
         return
-    try:
-        before = _flat(yaml.safe_load(recorded.read_text()) or {})
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as err:
-        raise ConfigError(f"{recorded}: cannot read the settings this run was started with: "
-                          f"{str(err).splitlines()[0]}") from None
+    before = _flat(settings)
     now = _flat(yaml.safe_load(config.to_yaml()))  # through YAML, as the recorded file went, so like compares with like
     differences = [f"{key}={before[key]!r} in the run, {value!r} now" for key, value in now.items()
                    if key in before and key not in RESUME_MAY_CHANGE and before[key] != value]
     if differences:
-        raise ConfigError(f"{recorded}: the run was started with other settings ({'; '.join(differences)}); "
-                          "resume with the same ones, or start over with --force or another --out")
+        raise ConfigError(f"{folder / CONFIG_FILE}: the run was started with other settings "
+                          f"({'; '.join(differences)}); resume with the same ones, or start over with --force or "
+                          "another --out")
 
 
 def ensure_run_folder(folder: Path, config: ExperimentConfig) -> None:
