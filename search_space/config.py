@@ -246,26 +246,35 @@ def load_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     for assignment in overrides:
         apply_override(data, assignment)
     source = f"{resolved} with --set {' '.join(overrides)}" if overrides else str(resolved)
-    config = _with_absolute_files(build(ExperimentConfig, data, source))
+    config = _with_absolute_files(build(ExperimentConfig, data, source), resolved.parent)
     # Later checks (objectives, constraints, device) name the file; say when flags changed what it holds.
     return replace(config, source=f"{resolved} (with command-line overrides)" if overrides else str(resolved))
 
 
-def _with_absolute_files(config: ExperimentConfig) -> ExperimentConfig:
+def _with_absolute_files(config: ExperimentConfig, folder: Path) -> ExperimentConfig:
     """The config with every file it names (space, hardware, table, checkpoint, data path) as an absolute
     path, so that the copy in a run folder works from any folder (export, plot, --resume); presets and
-    ``nb201`` stay names, so they still find the installed presets."""
+    ``nb201`` stay names, so they still find the installed presets. A relative path is found from the current
+    folder, else from the config file's ``folder`` (a config beside its space and hardware files works from
+    anywhere)."""
+    def beside(name: str) -> str:
+        return str(folder / name) if not Path(name).is_absolute() and not Path(name).exists() and \
+            ((folder / name).exists() or (folder / f"{name}.yaml").is_file()) else name
+
     def located(name: str, kind: str) -> str:
         if name in TABULAR_SPACES:
             return name
         try:
             path = resolve_path(name, kind).resolve()
         except ConfigError:
-            return name  # reported where it is used, as written
+            try:
+                path = resolve_path(beside(name), kind).resolve()
+            except ConfigError:
+                return name  # reported where it is used, as written
         return name if configs_dir().resolve() in path.parents else str(path)
 
     def absolute(path: str | None) -> str | None:
-        return None if path is None else str(Path(path).resolve())
+        return None if path is None else str(Path(beside(path)).resolve())
 
     return replace(config, space=located(config.space, "space"),
                    hardware=tuple(located(h, "hardware") for h in config.hardware), table=absolute(config.table),

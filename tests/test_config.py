@@ -138,3 +138,26 @@ def test_a_config_names_its_files_absolutely_and_presets_by_name(tmp_path, monke
     assert (config.space, config.hardware) == (str(here / "your.yaml"), (str(here / "board.yaml"), "cpu_ort"))
     assert config.checkpoint == str(here / "sub" / "supernet.pt")
     assert (load_config("demo").space, load_config("demo").hardware) == ("mnist_hybrid", ("cpu_ort",))
+
+
+def test_a_config_finds_the_files_beside_it_when_run_from_another_folder(tmp_path, monkeypatch):
+    import shutil
+
+    from search_space.config import configs_dir
+
+    experiment = tmp_path / "experiments"
+    (experiment / "data").mkdir(parents=True)
+    (experiment / "board.yaml").write_text("name: board\nbackend: onnxruntime\nthreads: 1\n")
+    shutil.copy(configs_dir() / "spaces" / "mnist_hybrid.yaml", experiment / "my_space.yaml")
+    (experiment / "exp.yaml").write_text("space: my_space.yaml\nhardware: [board]\n"
+                                         "data: {dataset: folder, path: data}\ncheckpoint: new/supernet.pt\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = load_config("../experiments/exp.yaml")  # before: names as written, not found when used
+    here = experiment.resolve()
+    assert (config.space, config.hardware, config.data.path) == \
+        (str(here / "my_space.yaml"), (str(here / "board.yaml"),), str(here / "data"))
+    assert config.checkpoint == str((tmp_path / "elsewhere" / "new" / "supernet.pt").resolve())  # not there: as given
+    # a file of that name in the current folder comes first, as before
+    shutil.copy(experiment / "my_space.yaml", tmp_path / "elsewhere" / "my_space.yaml")
+    assert load_config("../experiments/exp.yaml").space == str((tmp_path / "elsewhere" / "my_space.yaml").resolve())
