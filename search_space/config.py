@@ -258,8 +258,10 @@ def _with_absolute_files(config: ExperimentConfig, folder: Path) -> ExperimentCo
     folder, else from the config file's ``folder`` (a config beside its space and hardware files works from
     anywhere)."""
     def beside(name: str) -> str:
-        return str(folder / name) if not Path(name).is_absolute() and not Path(name).exists() and \
-            ((folder / name).exists() or (folder / f"{name}.yaml").is_file()) else name
+        """``name`` in the config's folder where only that folder has it (the current folder wins)."""
+        if Path(name).is_absolute() or Path(name).exists():
+            return name
+        return str(folder / name) if (folder / name).exists() or (folder / f"{name}.yaml").is_file() else name
 
     def located(name: str, kind: str) -> str:
         if name in TABULAR_SPACES:
