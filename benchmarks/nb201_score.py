@@ -45,10 +45,10 @@ class NB201Score:
         network's copies it measures one, and nothing tells the copies apart, so each holds its front points
         with the chance they make up of its copies. A point two cells share counts once (as in front_share), with the
         better of their chances."""
-        archs = self.space.table.archs
-        copies = Counter(self.space.network(a) for a in archs)
+        networks = [self.space.network(a) for a in self.space.table.archs]
+        copies = Counter(networks)
         chance: dict[tuple, float] = {}
-        for arch, point, on_front in zip(archs, map(tuple, F), front):
+        for network, point, on_front in zip(networks, map(tuple, F), front):
             if on_front:
-                chance[point] = max(chance.get(point, 0.0), 1 / copies[self.space.network(arch)])
+                chance[point] = max(chance.get(point, 0.0), 1 / copies[network])
         return sum(chance.values()) / len(self.front_points)

@@ -105,6 +105,11 @@ class Table:
     def row_of(self) -> dict[CellArch, int]:
         return {a: i for i, a in enumerate(self.archs)}
 
+    @cached_property
+    def network_of(self) -> dict[CellArch, tuple]:
+        """``CellArch.network`` of every cell, computed once: ``linas`` asks it of every candidate it weighs."""
+        return {a: a.network() for a in self.archs}
+
     def values(self, arch: CellArch) -> dict[str, float]:
         row = self.row_of[arch]
         return {name: float(col[row]) for name, col in self.columns.items()}
@@ -232,4 +237,4 @@ class TabularSpace:
         return arch.to_str()
 
     def network(self, arch: CellArch) -> tuple:
-        return arch.network()
+        return self.table.network_of.get(arch) or arch.network()
