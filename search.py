@@ -6,11 +6,11 @@ subcommand and prints a summary. Every ``HynasError`` becomes one line on stderr
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -238,14 +238,13 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
     job), else from the config; it names the study, so a resumed run must keep it."""
     from search_engine.run_folder import recorded_name
 
-    sets = _search_overrides(args)
-    config = load_config(args.config, sets)
+    config = load_config(args.config, _search_overrides(args))
     if any(s.partition("=")[0].strip() == "name" for s in args.overrides):
         return config
     name = recorded_name(Path(args.out)) if args.resume and args.out else None
     if name is None and args.space:
         name = f"{Path(args.space).stem}-{config.search.strategy}-s{config.seed}"
-    return config if name in (None, config.name) else load_config(args.config, sets + [f"name={json.dumps(name)}"])
+    return config if name in (None, config.name) else replace(config, name=name)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
