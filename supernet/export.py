@@ -24,7 +24,7 @@ from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
 from supernet import onnx_io
 from supernet.calibration import accuracy, calibrated
-from supernet.data import Dataset
+from supernet.data import Dataset, Preprocessing
 from supernet.model import Supernet
 
 # How closely each artefact must reproduce the supernet's predictions on the check batch.
@@ -95,13 +95,19 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
     atomic_write_text(folder / "arch.yaml", yaml.safe_dump({
         "arch": arch.to_str(), "space": space.name, "layers": [layer.to_str() for layer in arch.layers()],
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
-        "accuracy_exported": scores, "checks": checks, "note": note}, sort_keys=False))
-    atomic_write_text(folder / "README.md", _readme(arch, space, metrics or {}, scores, checks, note))
+        "accuracy_exported": scores, "checks": checks, "note": note,
+        "input": data.preprocessing.to_plain(), "classes": list(data.preprocessing.classes)}, sort_keys=False))
+    atomic_write_text(folder / "README.md", _readme(arch, space, data.preprocessing, metrics or {}, scores, checks,
+                                                    note))
     failed = [name for name, value in checks.items() if not _passes(name, value)]
     if failed:
         raise ExportError(f"{folder}: {', '.join(failed)} did not reproduce the supernet's predictions "
                           f"({', '.join(f'{k}={checks[k]:.4g}' for k in failed)}); see {folder / 'README.md'}")
     return ExportResult(folder, checks, scores)
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
 def _agreement(path: Path, x: torch.Tensor, top1: np.ndarray) -> float:
@@ -114,7 +120,8 @@ def _passes(name: str, value: float) -> bool:
     return value <= (FP32_TOLERANCE if name == "model_fp32.onnx" else EXACT_TOLERANCE)
 
 
-def _readme(arch: Arch, space: HybridSpace, metrics: dict, scores: dict, checks: dict, note: str) -> str:
+def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, scores: dict, checks: dict,
+            note: str) -> str:
     def check_line(name: str) -> str:
         value = checks[name]
         what = {"model_int8.onnx": f"top-1 agreement with the supernet {100 * value:.1f} %",
@@ -143,6 +150,13 @@ def _readme(arch: Arch, space: HybridSpace, metrics: dict, scores: dict, checks:
 |---|---|---|
 {chr(10).join(check_line(n) for n in checks)}
 
+## Input
+The normalization of the training data, recorded as `input` and `classes` in `arch.yaml`:
+- shape `(N, {prep.channels}, {prep.size}, {prep.size})`, float32;
+- pixels 0..255 (other sizes resized bicubically, as hynas does for image folders) divided by 255, then per
+  channel minus `mean` {_numbers(prep.mean)} and divided by `std` {_numbers(prep.std)};
+- output `i` is class `classes[i]`: {', '.join(prep.classes[:12])}{', ...' if len(prep.classes) > 12 else ''}.
+
 ## Loading
 ```python
 import torch, yaml
@@ -158,10 +172,15 @@ model.load_state_dict(torch.load("model.pt", weights_only=True))
 program = torch.export.load("model.pt2").module()      # model.pt2: no hynas needed
 
 import numpy as np
-import onnxruntime as ort                              # model_fp32.onnx / model_int8.onnx: input "input",
-session = ort.InferenceSession("{onnx_file}")      # (N, C, H, W) float32, normalized like the training data
-images = np.zeros((1, {space.input.channels}, {space.input.size}, {space.input.size}), dtype=np.float32)
+import onnxruntime as ort                              # model_fp32.onnx / model_int8.onnx: input "input"
+session = ort.InferenceSession("{onnx_file}")
+info = yaml.safe_load(open("arch.yaml"))
+pixels = np.zeros((1, {prep.channels}, {prep.size}, {prep.size}), dtype=np.uint8)  # your images, (N, C, H, W), 0..255
+mean = np.array(info["input"]["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+std = np.array(info["input"]["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+images = (pixels.astype(np.float32) / 255 - mean) / std
 logits = session.run(None, {{"input": images}})[0]
-print(logits.argmax(1), model(torch.from_numpy(images)).argmax(1), program(torch.from_numpy(images)).argmax(1))
+print([info["classes"][i] for i in logits.argmax(1)], model(torch.from_numpy(images)).argmax(1),
+      program(torch.from_numpy(images)).argmax(1))
 ```
 """

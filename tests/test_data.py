@@ -34,10 +34,23 @@ def test_cifar10_batches_load_with_their_labels_and_channel_order(tmp_path):
         write_cifar_batch(tmp_path / name, [c for c in range(10) for _ in range(4)], rng)
     data = load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
     assert (len(data.train), len(data.val), len(data.test)) == (100, 10, 10)  # 120 images, 10 % + 10 % per class
-    assert data.classes == 10 and data.train.images.shape[1:] == (3, 32, 32)
+    assert data.preprocessing.classes[:2] == ("airplane", "automobile") and len(data.preprocessing.classes) == 10
+    assert data.train.images.shape[1:] == (3, 32, 32)
     for split in (data.train, data.val, data.test):
         red = split.images[:, 0].mean(dim=(1, 2))  # normalized, but still increasing with the class
         assert np.all(np.diff(red[np.argsort(split.labels.numpy())].numpy()) >= -1e-6)
+
+
+def test_cifar10_class_names_come_from_its_batches_meta(tmp_path):
+    write_cifar_batch(tmp_path / "data_batch_1", [c for c in range(10) for _ in range(6)], np.random.default_rng(0))
+    names = [f"kind{c}".encode() for c in range(10)]
+    with (tmp_path / "batches.meta").open("wb") as fh:
+        pickle.dump({b"label_names": names, b"num_vis": 3072}, fh)
+    data = load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
+    assert data.preprocessing.classes == tuple(f"kind{c}" for c in range(10))
+    (tmp_path / "batches.meta").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="batches.meta"):
+        load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
 
 
 def test_a_folder_of_class_subfolders_loads_resized_and_converted(tmp_path):
@@ -46,8 +59,9 @@ def test_a_folder_of_class_subfolders_loads_resized_and_converted(tmp_path):
         for i in range(10):
             Image.new("RGB", (40, 30), (shade, shade, 255 - shade)).save(tmp_path / cls / f"{i}.png")
     (tmp_path / "ant" / "notes.txt").write_text("not an image, skipped")
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # hidden: not a class
     data = load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 28, 10), seed=0)
-    assert data.classes == 3 and data.train.images.shape[1:] == (1, 28, 28)
+    assert data.preprocessing.classes == ("ant", "bee", "cat") and data.train.images.shape[1:] == (1, 28, 28)
     assert len(data.train) + len(data.val) + len(data.test) == 30
     gray = {int(y): float(x.mean()) for x, y in zip(data.train.images, data.train.labels)}
     assert gray[0] < gray[1] < gray[2]  # subfolders in sorted order are labels 0, 1, 2
@@ -62,6 +76,44 @@ def test_a_corrupt_cifar_batch_is_a_data_error_naming_the_file(tmp_path, content
     (tmp_path / "data_batch_1").write_bytes(content)
     with pytest.raises(DataError, match=named):
         load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
+
+
+def test_the_recorded_preprocessing_turns_raw_pixels_into_the_models_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = {}
+    for cls in ("dog", "eel"):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
+            raw[(cls, i)] = pixels
+    data = load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 28, 2), seed=0)
+    inputs = data.preprocessing(np.stack(list(raw.values()))[:, None])  # what a deployed model gets from raw pixels
+    for split in (data.train, data.val, data.test):
+        for image in split.images.numpy():
+            assert np.abs(inputs - image).max(axis=(1, 2, 3)).min() <= 1e-6
+    assert abs(float(data.train.images.mean())) < 1e-5 and abs(float(data.train.images.std()) - 1) < 1e-3
+
+
+def test_an_empty_class_folder_is_a_data_error_naming_it(tmp_path):
+    for cls in ("a", "b", "c"):
+        (tmp_path / cls).mkdir()
+    for cls in ("a", "c"):
+        Image.new("L", (8, 8), 0).save(tmp_path / cls / "ok.png")
+    with pytest.raises(DataError, match=r"b: class folder without images"):
+        load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 3), seed=0)
+
+
+def test_a_data_set_too_small_for_its_validation_split_is_a_data_error_naming_the_field(tmp_path):
+    for cls in ("a", "b"):  # 3 images per class: 10 % of 3 rounds to none
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / cls / f"{i}.png")
+    with pytest.raises(DataError, match=r"6 images leave the validation split empty .* data.val_fraction"):
+        load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 2), seed=0)
+    data = load_dataset(DataConfig(dataset="folder", path=str(tmp_path), val_fraction=0.34, test_fraction=0.34),
+                        InputSpec(1, 8, 2), seed=0)
+    assert (len(data.train), len(data.val), len(data.test)) == (2, 2, 2)
 
 
 def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path):

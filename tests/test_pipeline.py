@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -98,6 +99,18 @@ def test_the_loading_code_in_an_export_readme_runs_as_written(pipeline_run, monk
     exec(compile(code, str(folder / "README.md"), "exec"), namespace)  # before: NameError, `images` was undefined
     assert namespace["logits"].shape == (1, namespace["space"].input.classes)
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_an_export_records_how_raw_pixels_become_its_inputs_and_its_class_names(pipeline_run):
+    folder, run = pipeline_run
+    config = load_config(str(folder / "pipe.yaml"))
+    data = load_trained(config, Path(config.checkpoint)).data
+    info = yaml.safe_load(next(run.glob("export/*/arch.yaml")).read_text())
+    assert info["classes"] == [str(d) for d in range(10)]  # MNIST's digits, in output order
+    pixels = (data.val.images[:8].numpy() * data.preprocessing.std[0] + data.preprocessing.mean[0]) * 255
+    mean, std = (np.float32(info["input"][k][0]) for k in ("mean", "std"))
+    recipe = (np.round(pixels).astype(np.float32) / 255 - mean) / std  # as the export's README does it
+    assert info["input"]["shape"] == [1, 28, 28] and np.abs(recipe - data.val.images[:8].numpy()).max() < 1e-5
 
 
 def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
