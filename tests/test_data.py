@@ -18,12 +18,15 @@ from tests.conftest import run_cli
 CIFAR_INPUT = InputSpec(channels=3, size=32, classes=10)
 
 
-def write_cifar_batch(path, labels, rng):
+def write_cifar_batch(path, labels, rng, green=None):
     """One batch in the official format: a pickled dict of uint8 rows (1024 red, 1024 green, 1024 blue
-    values) and a list of labels. Class c has its red plane at 25 * c, so labels can be read back."""
+    values) and a list of labels. Class c has its red plane at 25 * c, so labels can be read back; a
+    ``green`` value marks the batch's images."""
     data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
     for row, label in zip(data, labels):
         row[:1024] = 25 * label
+        if green is not None:
+            row[1024:2048] = green
     with path.open("wb") as fh:
         pickle.dump({b"data": data, b"labels": list(labels)}, fh)
 
@@ -31,9 +34,13 @@ def write_cifar_batch(path, labels, rng):
 def test_cifar10_batches_load_with_their_labels_and_channel_order(tmp_path):
     rng = np.random.default_rng(0)
     for name in ("data_batch_1", "data_batch_2", "test_batch"):
-        write_cifar_batch(tmp_path / name, [c for c in range(10) for _ in range(4)], rng)
+        write_cifar_batch(tmp_path / name, [c for c in range(10) for _ in range(4)], rng,
+                          green=255 if name == "test_batch" else 0)
     data = load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
-    assert (len(data.train), len(data.val), len(data.test)) == (100, 10, 10)  # 120 images, 10 % + 10 % per class
+    # test_batch is the test split, as CIFAR-10 results are reported; validation is 10 % per class of the rest
+    assert (len(data.train), len(data.val), len(data.test)) == (70, 10, 40)
+    assert float(data.test.images[:, 1].min()) > float(data.train.images[:, 1].max())  # all of test_batch, nothing else
+    assert float(data.val.images[:, 1].max()) == float(data.train.images[:, 1].max())
     assert data.preprocessing.classes[:2] == ("airplane", "automobile") and len(data.preprocessing.classes) == 10
     assert data.train.images.shape[1:] == (3, 32, 32)
     for split in (data.train, data.val, data.test):
