@@ -30,10 +30,12 @@ from supernet.model import Supernet
 # How closely each artefact must reproduce the supernet's predictions on the check batch.
 EXACT_TOLERANCE = 1e-4  # torch artefacts: max abs logit difference from the supernet
 FP32_TOLERANCE = 1e-3  # ONNX fp32: max abs logit difference from the same graph in torch (BN folded)
-INT8_AGREEMENT = 0.95  # ONNX int8: top-1 agreement with the supernet where it decides clearly:
-CLEAR_GAP = 0.10  # its two most probable classes at least this far apart. Near-ties flip under int8 rounding
-# without anything being wrong: a 1-epoch supernet's smallest subnet agreed on 94.5 % of 256 images, every
-# disagreement a near-tie (top-1 logit margin < 0.16, int8 logit error median 0.04), and on 100 % of the rest.
+# ONNX int8: top-1 agreement with the supernet on the images it decides clearly (its two most probable classes
+# CLEAR_GAP or more apart). Near-ties flip under int8 rounding without anything being wrong: a 1-epoch supernet's
+# smallest subnet agreed on 94.5 % of 256 images, every disagreement a near-tie (top-1 logit margin < 0.16, int8
+# logit error median 0.04), and on 100 % of the rest.
+INT8_AGREEMENT = 0.95
+CLEAR_GAP = 0.10
 
 
 class ExportError(HynasError):
@@ -107,7 +109,8 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
         "arch": arch.to_str(), "space": space.name, "layers": [layer.to_str() for layer in arch.layers()],
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "accuracy_exported": scores, "checks": checks, "note": note,
-        "input": data.preprocessing.to_plain(), "classes": list(data.preprocessing.classes)}, sort_keys=False))
+        "input": data.preprocessing.to_plain(), "classes": _output_names(data.preprocessing, space)},
+        sort_keys=False))
     atomic_write_text(folder / "README.md", _readme(arch, space, data.preprocessing, metrics or {}, scores, checks,
                                                     details, note))
     failed = [name for name, value in checks.items() if not _passes(name, value)]
@@ -115,6 +118,11 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
         raise ExportError(f"{folder}: {', '.join(failed)} did not reproduce the supernet's predictions "
                           f"({', '.join(f'{k}={checks[k]:.4g}' for k in failed)}); see {folder / 'README.md'}")
     return ExportResult(folder, checks, scores)
+
+
+def _output_names(prep: Preprocessing, space: HybridSpace) -> list[str]:
+    """A name per model output: the data set's classes, then the outputs it leaves unused (a space may have more)."""
+    return list(prep.classes) + ["(unused)"] * (space.input.classes - len(prep.classes))
 
 
 def _numbers(values: tuple[float, ...]) -> str:
