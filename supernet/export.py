@@ -112,7 +112,7 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
         "input": data.preprocessing.to_plain(), "classes": _output_names(data.preprocessing, space)},
         sort_keys=False))
     atomic_write_text(folder / "README.md", _readme(arch, space, data.preprocessing, metrics or {}, scores, checks,
-                                                    details, note))
+                                                    details, len(x), note))
     failed = [name for name, value in checks.items() if not _passes(name, value)]
     if failed:
         raise ExportError(f"{folder}: {', '.join(failed)} did not reproduce the supernet's predictions "
@@ -136,7 +136,7 @@ def _passes(name: str, value: float) -> bool:
 
 
 def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, scores: dict, checks: dict,
-            details: dict, note: str) -> str:
+            details: dict, checked_images: int, note: str) -> str:
     def check_line(name: str) -> str:
         value = checks[name]
         what = details.get(name) or {
@@ -160,7 +160,7 @@ def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, 
 4- and 6-bit weights are simulated (fake quantization) in the torch artefacts and run as int8 in
 `model_int8.onnx` (CPUs have no faster kernels for them); their size is counted at their width.
 
-## Files, and how each reproduces the supernet (256 validation images)
+## Files, and how each reproduces the supernet ({checked_images} validation images)
 | file | check | |
 |---|---|---|
 {chr(10).join(check_line(n) for n in checks)}

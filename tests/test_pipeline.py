@@ -112,6 +112,8 @@ def test_an_export_records_how_raw_pixels_become_its_inputs_and_its_class_names(
     mean, std = (np.float32(info["input"][k][0]) for k in ("mean", "std"))
     recipe = (np.round(pixels).astype(np.float32) / 255 - mean) / std  # as the export's README does it
     assert info["input"]["shape"] == [1, 28, 28] and np.abs(recipe - data.val.images[:8].numpy()).max() < 1e-5
+    readme = next(run.glob("export/*/README.md")).read_text()
+    assert f"supernet ({min(256, len(data.val))} validation images)" in readme  # was always "256", also of 30
 
 
 def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
