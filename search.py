@@ -324,8 +324,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     checkpoint = run_dir / "supernet.pt"
     try:
-        log.info("training the supernet of %s on %s: %d train / %d validation images, %d epochs",
-                 space.name, data.name, len(data.train), len(data.val), config.train.epochs)
         if args.workers > 1:
             from search_engine.distributed_train import train_on_ray
 

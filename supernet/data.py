@@ -198,7 +198,7 @@ def _split(data: _Images, config: DataConfig, seed: int) -> tuple[np.ndarray, np
         return _stratified_split(data.labels, config.val_fraction, config.test_fraction, seed)
     rest = np.flatnonzero(~data.set_apart)
     train, val, _ = _stratified_split(data.labels[rest], config.val_fraction, 0.0, seed)
-    log.info("test split: the data set's own %d test images (data.test_fraction does not apply)",
+    log.debug("test split: the data set's own %d test images (data.test_fraction does not apply)",
              int(data.set_apart.sum()))
     return rest[train], rest[val], np.flatnonzero(data.set_apart)
 

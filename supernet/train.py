@@ -164,6 +164,9 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], list(state["history"])
         log.info("resuming supernet training after epoch %d of %d", start_epoch, cfg.epochs)
+    if shard.chief:
+        log.info("training the supernet of %s on %s: %d train / %d validation / %d test images, %d epochs",
+                 space.name, data.name, len(data.train), len(data.val), len(data.test), cfg.epochs)
     model = wrap(net) if wrap is not None else net
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
