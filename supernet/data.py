@@ -206,6 +206,7 @@ def _split(data: _Images, config: DataConfig, seed: int) -> tuple[np.ndarray, np
 def load_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Dataset:
     """Load, normalize and split the data set of ``config`` for a space's input (shape and classes)."""
     channels, size = input_spec.channels, input_spec.size
+    named = f"data set {config.dataset!r}" + (f" at {config.path}" if config.path else "")  # for error lines
     if config.dataset == "mnist5k":
         data = _load_mnist5k()
     else:
@@ -218,17 +219,15 @@ def load_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datase
                         f"input is {(channels, size, size)}; fix the space's 'input' or pick another data set")
     classes = len(data.classes)
     if classes > input_spec.classes:  # fewer is fine: the unused outputs simply learn never to fire
-        raise DataError(f"data set {config.dataset!r}{f' at {config.path}' if config.path else ''} has {classes} "
-                        f"classes, but the space's input.classes is {input_spec.classes}; raise it in the space's YAML")
+        raise DataError(f"{named} has {classes} classes, but the space's input.classes is {input_spec.classes}; "
+                        "raise it in the space's YAML")
     if config.limit is not None and config.limit < len(data.labels):
         data = data.subset(_stratified_subset(data.labels, config.limit, seed))
     train, val, test = _split(data, config, seed)
     for name, split, field in (("validation", val, "val_fraction"), ("test", test, "test_fraction")):
         if not len(split):  # every score divides by the split's size
-            where = f" at {config.path}" if config.path else ""
-            raise DataError(f"data set {config.dataset!r}{where}: {len(data.labels)} images leave the {name} split "
-                            f"empty ({getattr(config, field):g} of each class rounds to 0); add images or raise "
-                            f"data.{field}")
+            raise DataError(f"{named}: {len(data.labels)} images leave the {name} split empty "
+                            f"({getattr(config, field):g} of each class rounds to 0); add images or raise data.{field}")
     preprocessing = _preprocessing(data.images, train, data.classes)
     x, y = torch.from_numpy(preprocessing(data.images)), torch.as_tensor(data.labels)
     return Dataset(config.dataset, Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]),
