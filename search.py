@@ -345,23 +345,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     from search_engine.pipeline import run_pipeline
     from search_engine.run_folder import open_run
     from search_space.hybrid import HybridSpace
-    from supernet.data import load_dataset
+    from supernet.data import load_dataset, loading_once
 
     config = load_config(args.config, _common_overrides(args))
     job = build_job(config)  # validate everything before touching the run folder, the data set too
-    if isinstance(job.space, HybridSpace):
-        load_dataset(config.data, job.space.input, config.seed)
-        _refuse_other_training(config, job.space, args)
-    if args.storage:
-        from results.store import open_storage
+    with loading_once():  # the data set read to check it is the one the run uses
+        if isinstance(job.space, HybridSpace):
+            load_dataset(config.data, job.space.input, config.seed)
+            _refuse_other_training(config, job.space, args)
+        if args.storage:
+            from results.store import open_storage
 
-        open_storage(args.storage)
-    _check_cluster(config.search.address)
-    run_dir, handler = open_run(config, args.out, args.resume, args.force)
-    try:
-        outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
-    finally:
-        _close_log(handler)
+            open_storage(args.storage)
+        _check_cluster(config.search.address)
+        run_dir, handler = open_run(config, args.out, args.resume, args.force)
+        try:
+            outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
+        finally:
+            _close_log(handler)
     print(f"run {config.name}: front of {len(outcome.front)} subnets, validated on the test split "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
     for row in outcome.front[:10]:

@@ -61,11 +61,14 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
         seconds[name] = time.perf_counter() - start
         return result
 
-    phase("train", lambda: _train(config, job.space, run_dir, progress))
-    phase("profile", lambda: _profile(config, job.space, run_dir, progress))
-    _, outcome = phase("search", lambda: run_job(config, run_dir, storage, progress, job=job))
-    validated, baselines = phase("validate", lambda: _validate(config, job, run_dir, outcome.front, progress))
-    exports = phase("export", lambda: _export(config, run_dir, validated, job))
+    from supernet.data import loading_once
+
+    with loading_once():  # train, search, validate and export each need the data: read it once
+        phase("train", lambda: _train(config, job.space, run_dir, progress))
+        phase("profile", lambda: _profile(config, job.space, run_dir, progress))
+        _, outcome = phase("search", lambda: run_job(config, run_dir, storage, progress, job=job))
+        validated, baselines = phase("validate", lambda: _validate(config, job, run_dir, outcome.front, progress))
+        exports = phase("export", lambda: _export(config, run_dir, validated, job))
     plots = phase("plot", lambda: _plots(job, run_dir, outcome.records, baselines))
     report = write_report(run_dir, _report_input(config, job, outcome, validated, baselines, plots, exports, seconds))
     return PipelineOutcome(report, validated, exports, seconds)

@@ -12,7 +12,7 @@ import search
 from search_space import DataError
 from search_space.config import DataConfig
 from search_space.hybrid import InputSpec
-from supernet.data import load_dataset
+from supernet.data import load_dataset, loading_once
 from tests.conftest import run_cli
 
 CIFAR_INPUT = InputSpec(channels=3, size=32, classes=10)
@@ -160,3 +160,19 @@ def test_a_supernet_trains_on_an_image_folder(tmp_path, capsys):
     largest = float(re.search(r"largest ([0-9.]+) %", printed).group(1))
     assert largest > 60  # chance is 33 %
     assert (tmp_path / "run" / "supernet.pt").is_file()
+
+
+def test_within_loading_once_a_data_set_is_read_once_and_afterwards_again(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / cls / f"{i}.png")
+    config, spec = DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 2)
+    with loading_once():
+        first = load_dataset(config, spec, seed=0)
+        Image.new("L", (8, 8), 0).save(tmp_path / "a" / "extra.png")
+        assert load_dataset(config, spec, seed=0) is first
+        assert load_dataset(config, spec, seed=1) is not first  # another split is another data set
+    total = sum(len(s) for s in (first.train, first.val, first.test))
+    after = load_dataset(config, spec, seed=0)
+    assert sum(len(s) for s in (after.train, after.val, after.test)) == total + 1

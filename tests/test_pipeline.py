@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 import search
+import supernet.data
 from search_space.config import load_config
 from supernet.checkpoint import load_checkpoint
 from supernet.model import Supernet
@@ -25,8 +26,18 @@ def pipeline_run(tiny_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipeline")
     config = write_trained_config(tiny_run, folder, "pipe", budget=10, batch_size=5, initial=5)
     run = folder / "run"
-    assert search.main(["run", "--config", str(config), "--out", str(run), "-q"]) == 0
+    with pytest.MonkeyPatch.context() as patch:  # counts the data set reads of the whole run
+        read = supernet.data._read_dataset
+        patch.setattr(supernet.data, "_read_dataset", lambda *args: DATA_READS.append(args) or read(*args))
+        assert search.main(["run", "--config", str(config), "--out", str(run), "-q"]) == 0
     return folder, run
+
+
+DATA_READS: list[tuple] = []  # the arguments of each data set read of the `pipeline_run` fixture
+
+
+def test_a_run_reads_its_data_set_once(pipeline_run):
+    assert len(DATA_READS) == 1  # the CLI's check, search, validate and export each read it before
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
