@@ -248,21 +248,22 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from search_engine.job import build_job, run_job, true_front_hypervolume
-    from search_engine.run_folder import open_run
+    from search_engine.job import build_job, run_job, search_inputs_checked, true_front_hypervolume
+    from search_engine.run_folder import open_run, run_folder_path
 
     config = _search_config(args)
     job = build_job(config)  # validate everything before touching the run folder
-    if args.storage:
-        from results.store import open_storage
+    with search_inputs_checked(job, config, run_folder_path(config, args.out)):
+        if args.storage:
+            from results.store import open_storage
 
-        open_storage(args.storage)
-    _check_cluster(config.search.address)
-    run_dir, handler = open_run(config, args.out, args.resume, args.force)
-    try:
-        job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
-    finally:
-        _close_log(handler)
+            open_storage(args.storage)
+        _check_cluster(config.search.address)
+        run_dir, handler = open_run(config, args.out, args.resume, args.force)
+        try:
+            job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
+        finally:
+            _close_log(handler)
     print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
           f"front of {len(outcome.front)}")
     if outcome.in_flight_elsewhere:

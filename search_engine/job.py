@@ -2,8 +2,10 @@
 runner and store wired together, run, and summarized. Usable as a library call."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,11 +148,8 @@ def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
     space = job.space
     if isinstance(space, TabularSpace):
         return EVALUATORS.get("table")(space)
-    wanted = {o.name for o in job.objectives} | {c.name for c in job.constraints}
-    profiles = {p.name: p for p in (load_hardware(h) for h in config.hardware)}
-    latency = {name: _profile_of(name, profiles, config.source) for name in sorted(wanted)
-               if name.startswith("latency_ms")}
-    needs_supernet = "accuracy" in wanted or any(p.lut is None for p in latency.values())
+    wanted, latency = _wanted(job), _latency_profiles(job, config)
+    needs_supernet = _needs_supernet(wanted, latency)
     if needs_supernet:
         from search_engine.evaluators import accuracy, latency as _  # noqa: F401 (torch: loaded only when needed)
         from supernet.trained import load_trained
@@ -171,6 +170,40 @@ def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
                                                    config.train.bn_batches, name, calibrator))
     parts.append(EVALUATORS.get("analytic")(space))
     return CompositeEvaluator(parts)
+
+
+def _wanted(job: SearchJob) -> set[str]:
+    return {o.name for o in job.objectives} | {c.name for c in job.constraints}
+
+
+def _latency_profiles(job: SearchJob, config: ExperimentConfig) -> dict:
+    """The hardware profile of each latency the job measures or constrains."""
+    profiles = {p.name: p for p in (load_hardware(h) for h in config.hardware)}
+    return {name: _profile_of(name, profiles, config.source) for name in sorted(_wanted(job))
+            if name.startswith("latency_ms")}
+
+
+def _needs_supernet(wanted: set[str], latency: dict) -> bool:
+    """Whether the evaluators run the supernet: for accuracy, or for latency measured rather than looked up."""
+    return "accuracy" in wanted or any(p.lut is None for p in latency.values())
+
+
+@contextlib.contextmanager
+def search_inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path) -> Iterator[None]:
+    """Read the data set and the supernet checkpoint the job's evaluators will load, before a search touches its
+    run folder: a wrong data path or a folder without a trained supernet is one line and leaves no half-made run
+    folder behind. Within the block the evaluators reuse the data set read here (``supernet.data.loading_once``)."""
+    if not (isinstance(job.space, HybridSpace) and _needs_supernet(_wanted(job), _latency_profiles(job, config))):
+        yield  # a table, or costs only: nothing to read, and no torch to import
+        return
+    from supernet.checkpoint import load_checkpoint
+    from supernet.data import load_dataset, loading_once
+
+    with loading_once():
+        load_dataset(config.data, job.space.input, config.seed)
+        if not config.checkpoint:  # a given one was loaded by build_job
+            load_checkpoint(config.checkpoint_path(run_dir), job.space)
+        yield
 
 
 def _profile_of(objective: str, profiles: dict, source: str):

@@ -32,7 +32,8 @@ def load_checkpoint(path: Path, space: HybridSpace) -> dict[str, Any]:
     """Load and validate a checkpoint of ``space``; any problem is a one-line ``CheckpointError``."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; train the supernet first (hynas train)")
+        raise CheckpointError(f"{path}: checkpoint not found; train the supernet there first (hynas train --out "
+                              f"{path.parent}), or name a trained one with `checkpoint:` in the config")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch.load's own message is a page of advice
         raise CheckpointError(f"{path}: corrupt or not a hynas checkpoint (not a complete torch archive; "
                               "hynas train writes one as supernet.pt)")

@@ -298,3 +298,14 @@ def test_an_unmeasured_arch_gets_the_same_folder_in_every_process(pipeline_run):
     labels = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
     assert len(labels) == 1 and labels.pop().startswith("arch-")
+
+
+def test_a_search_stopped_by_its_data_or_checkpoint_leaves_no_run_folder(pipeline_run, tmp_path, capsys):
+    folder, _ = pipeline_run
+    config = str(folder / "pipe.yaml")
+    cases = [(["--set", "data.dataset=folder", "--set", f"data.path={tmp_path / 'absent'}"], "data folder not found"),
+             (["--set", "checkpoint=null"], "checkpoint not found")]  # a new folder holds no trained supernet
+    for extra, words in cases:
+        code, err = run_cli(["search", "--config", config, "--out", str(tmp_path / "new"), *extra], capsys)
+        assert code == 2 and len(err) == 1 and words in err[0], err
+        assert not (tmp_path / "new").exists()
