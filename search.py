@@ -21,6 +21,7 @@ from search_space.errors import HynasError
 
 if TYPE_CHECKING:
     from search_space.hybrid import HybridSpace
+    from supernet.data import Dataset
 
 log = logging.getLogger("hynas")
 EXIT_USAGE = 2
@@ -248,12 +249,12 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from search_engine.job import build_job, run_job, search_inputs_checked, true_front_hypervolume
+    from search_engine.job import build_job, inputs_checked, run_job, true_front_hypervolume
     from search_engine.run_folder import open_run, run_folder_path
 
     config = _search_config(args)
     job = build_job(config)  # validate everything before touching the run folder
-    with search_inputs_checked(job, config, run_folder_path(config, args.out)):
+    with inputs_checked(job, config, run_folder_path(config, args.out)):
         if args.storage:
             from results.store import open_storage
 
@@ -295,15 +296,16 @@ def _close_log(handler: logging.Handler) -> None:
     handler.close()
 
 
-def _refuse_other_training(config: ExperimentConfig, space: HybridSpace, args: argparse.Namespace) -> None:
+def _refuse_other_training(config: ExperimentConfig, space: HybridSpace, args: argparse.Namespace,
+                           data: Dataset) -> None:
     """Before the run folder is touched (its config.yaml and log): with ``--resume``, a supernet
-    trained there with other settings stops the command with one line naming them."""
+    trained there with other settings or on other images stops the command with one line naming them."""
     from search_engine.run_folder import run_folder_path
     from supernet.train import refuse_other_settings
 
     checkpoint = run_folder_path(config, args.out) / "supernet.pt"
     if args.resume and not config.checkpoint and checkpoint.is_file():
-        refuse_other_settings(checkpoint, space, config.train, config.seed)
+        refuse_other_settings(checkpoint, space, config.train, config.seed, data)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -320,7 +322,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     checked_device(config.device, f"{config.source}: device")
     data = load_dataset(config.data, space.input, config.seed)
-    _refuse_other_training(config, space, args)
+    _refuse_other_training(config, space, args, data)
     _check_cluster(args.address if args.workers > 1 else None)
     run_dir, handler = open_run(config, args.out, args.resume, args.force)
     checkpoint = run_dir / "supernet.pt"
@@ -342,18 +344,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from search_engine.job import build_job
-    from search_engine.pipeline import run_pipeline
-    from search_engine.run_folder import open_run
-    from search_space.hybrid import HybridSpace
-    from supernet.data import load_dataset, loading_once
+    from search_engine.job import inputs_checked
+    from search_engine.pipeline import build_run_job, run_pipeline
+    from search_engine.run_folder import open_run, run_folder_path
 
     config = load_config(args.config, _common_overrides(args))
-    job = build_job(config)  # validate everything before touching the run folder, the data set too
-    with loading_once():  # the data set read to check it is the one the run uses
-        if isinstance(job.space, HybridSpace):
-            load_dataset(config.data, job.space.input, config.seed)
-            _refuse_other_training(config, job.space, args)
+    job = build_run_job(config)  # validate everything before touching the run folder, the data set too
+    with inputs_checked(job, config, run_folder_path(config, args.out), trains=True) as data:
+        _refuse_other_training(config, job.space, args, data)
         if args.storage:
             from results.store import open_storage
 

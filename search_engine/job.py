@@ -189,21 +189,26 @@ def _needs_supernet(wanted: set[str], latency: dict) -> bool:
 
 
 @contextlib.contextmanager
-def search_inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path) -> Iterator[None]:
-    """Read the data set and the supernet checkpoint the job's evaluators will load, before a search touches its
-    run folder: a wrong data path or a folder without a trained supernet is one line and leaves no half-made run
-    folder behind. Within the block the evaluators reuse the data set read here (``supernet.data.loading_once``)."""
-    if not (isinstance(job.space, HybridSpace) and _needs_supernet(_wanted(job), _latency_profiles(job, config))):
-        yield  # a table, or costs only: nothing to read, and no torch to import
+def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trains: bool = False) -> Iterator:
+    """Read the data set and the supernet checkpoint a search (``trains``: a run that trains the supernet first)
+    will load, before it touches its run folder, and yield the data set (None where none is needed). A wrong
+    data path, a folder without a trained supernet, or a supernet trained on other images is one line and
+    leaves no half-made or changed run folder behind. Within the block the evaluators reuse the data set read
+    here (``supernet.data.loading_once``)."""
+    if not (isinstance(job.space, HybridSpace) and
+            (trains or _needs_supernet(_wanted(job), _latency_profiles(job, config)))):
+        yield None  # a table, or costs only: nothing to read, and no torch to import
         return
     from supernet.checkpoint import load_checkpoint
     from supernet.data import load_dataset, loading_once
+    from supernet.train import refuse_other_data
 
     with loading_once():
-        load_dataset(config.data, job.space.input, config.seed)
-        if not config.checkpoint:  # a given one was loaded by build_job
-            load_checkpoint(config.checkpoint_path(run_dir), job.space)
-        yield
+        data = load_dataset(config.data, job.space.input, config.seed)
+        if config.checkpoint or not trains:  # a run's own checkpoint is the training's to check, with its settings
+            checkpoint = config.checkpoint_path(run_dir)
+            refuse_other_data(checkpoint, load_checkpoint(checkpoint, job.space), data)
+        yield data
 
 
 def _profile_of(objective: str, profiles: dict, source: str):

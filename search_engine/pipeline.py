@@ -45,12 +45,18 @@ class PipelineOutcome:
     seconds: dict[str, float]
 
 
-def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
-                 progress: bool = True) -> PipelineOutcome:
+def build_run_job(config: ExperimentConfig) -> SearchJob:
+    """The search job of a run, validated; a run trains a supernet, so its space must have one."""
     job = build_job(config)
     if not isinstance(job.space, HybridSpace):
         raise ConfigError(f"{config.source}: `run` trains a supernet; space {config.space!r} is a table "
                           "(use `hynas search` for tabular benchmarks)")
+    return job
+
+
+def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
+                 progress: bool = True) -> PipelineOutcome:
+    job = build_run_job(config)
     ensure_run_folder(run_dir, config)
     seconds: dict[str, float] = {}
 
@@ -85,12 +91,12 @@ def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress
         log.info("using the supernet checkpoint %s", checkpoint)
         return
     resume = checkpoint.is_file()
-    done = resume and refuse_other_settings(checkpoint, space, config.train, config.seed).get("epoch", 0) >= \
+    data = load_dataset(config.data, space.input, config.seed)
+    done = resume and refuse_other_settings(checkpoint, space, config.train, config.seed, data).get("epoch", 0) >= \
         config.train.epochs
     if done:
         log.info("supernet already trained (%s)", checkpoint)
         return
-    data = load_dataset(config.data, space.input, config.seed)
     train_supernet(space, data, config.train, config.seed, checkpoint, resume=resume, device=config.device,
                    progress=progress)
 

@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict of tensors and Python values:
 ``format``, ``space`` (the space as plain data), ``model``, ``optimizer``, ``epoch`` (epochs
-completed), ``history`` (per-epoch metrics), ``train`` (the training config), ``seed``.
+completed), ``history`` (per-epoch metrics), ``train`` (the training config), ``seed``, ``data``
+(``fingerprint`` and split sizes of the images trained on; absent in checkpoints of older versions).
 """
 from __future__ import annotations
 

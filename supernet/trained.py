@@ -26,6 +26,6 @@ def load_trained(config: ExperimentConfig, checkpoint: Path, device: str | None 
     if not isinstance(space, HybridSpace):
         raise ConfigError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     where = "--device" if device else f"{config.source}: device"
-    net = load_supernet(space, checkpoint, checked_device(device or config.device, where))
     data = load_dataset(config.data, space.input, config.seed)
+    net = load_supernet(space, checkpoint, checked_device(device or config.device, where), data)
     return Trained(space, data, net)

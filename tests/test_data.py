@@ -144,7 +144,7 @@ def test_more_classes_than_the_space_has_outputs_is_one_line_naming_the_field(tm
     assert not (tmp_path / "run").exists()
 
 
-def test_a_supernet_trains_on_an_image_folder(tmp_path, capsys):
+def test_a_supernet_trains_on_an_image_folder_and_continues_only_on_its_images(tmp_path, capsys):
     """A user's own folder, end to end through the CLI: classes told apart by brightness are learned."""
     rng = np.random.default_rng(0)
     for c in range(3):
@@ -161,6 +161,17 @@ def test_a_supernet_trains_on_an_image_folder(tmp_path, capsys):
     assert largest > 60  # chance is 33 %
     assert (tmp_path / "run" / "supernet.pt").is_file()
 
+    # an image added to the folder: neither training nor a search continues on other images than the first
+    Image.fromarray(pixels).save(tmp_path / "data" / "0" / "added.png")
+    before = {p: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    for command in ("train", "search"):
+        code, err = run_cli([command, "--config", str(tmp_path / "mine.yaml"), "--out", str(tmp_path / "run"),
+                             "--resume", "-q"], capsys)
+        assert code == 2 and len(err) == 1, err
+        assert "holds other images than the supernet was trained on (96 / 12 / 12 train / validation / test " \
+               "then, 97 / 12 / 12 now)" in err[0], err
+    assert {p: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
 
 def test_within_loading_once_a_data_set_is_read_once_and_afterwards_again(tmp_path):
     for cls in ("a", "b"):
@@ -173,6 +184,14 @@ def test_within_loading_once_a_data_set_is_read_once_and_afterwards_again(tmp_pa
         Image.new("L", (8, 8), 0).save(tmp_path / "a" / "extra.png")
         assert load_dataset(config, spec, seed=0) is first
         assert load_dataset(config, spec, seed=1) is not first  # another split is another data set
-    total = sum(len(s) for s in (first.train, first.val, first.test))
     after = load_dataset(config, spec, seed=0)
-    assert sum(len(s) for s in (after.train, after.val, after.test)) == total + 1
+    assert sum(after.sizes) == sum(first.sizes) + 1 and after.fingerprint != first.fingerprint
+
+
+def test_the_fingerprint_tells_which_images_went_to_which_split():
+    def fingerprint(seed=0, **data):
+        return load_dataset(DataConfig(**data), InputSpec(1, 28, 10), seed).fingerprint
+
+    assert fingerprint(limit=500) == fingerprint(limit=500)  # the same images, read twice
+    others = {fingerprint(limit=600), fingerprint(limit=500, val_fraction=0.2), fingerprint(seed=1, limit=500)}
+    assert len(others | {fingerprint(limit=500)}) == 4

@@ -304,7 +304,8 @@ def test_a_search_stopped_by_its_data_or_checkpoint_leaves_no_run_folder(pipelin
     folder, _ = pipeline_run
     config = str(folder / "pipe.yaml")
     cases = [(["--set", "data.dataset=folder", "--set", f"data.path={tmp_path / 'absent'}"], "data folder not found"),
-             (["--set", "checkpoint=null"], "checkpoint not found")]  # a new folder holds no trained supernet
+             (["--set", "checkpoint=null"], "checkpoint not found"),  # a new folder holds no trained supernet
+             (["--set", "data.limit=900"], "holds other images than the supernet was trained on (800 / 100 / 100")]
     for extra, words in cases:
         code, err = run_cli(["search", "--config", config, "--out", str(tmp_path / "new"), *extra], capsys)
         assert code == 2 and len(err) == 1 and words in err[0], err
