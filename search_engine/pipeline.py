@@ -29,7 +29,7 @@ from search_engine.evaluators import CompositeEvaluator, Evaluator
 from search_engine.job import SearchJob, build_job, make_evaluator, run_job
 from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
-from search_space.config import ExperimentConfig, load_hardware
+from search_space.config import TABULAR_SPACES, ExperimentConfig, load_hardware
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
@@ -46,12 +46,12 @@ class PipelineOutcome:
 
 
 def build_run_job(config: ExperimentConfig) -> SearchJob:
-    """The search job of a run, validated; a run trains a supernet, so its space must have one."""
-    job = build_job(config)
-    if not isinstance(job.space, HybridSpace):
+    """The search job of a run, validated; a run trains a supernet, so its space must have one (checked first:
+    a table's objectives are other names, and that is not what the user has to fix)."""
+    if config.space in TABULAR_SPACES:
         raise ConfigError(f"{config.source}: `run` trains a supernet; space {config.space!r} is a table "
                           "(use `hynas search` for tabular benchmarks)")
-    return job
+    return build_job(config)
 
 
 def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = None,

@@ -80,8 +80,8 @@ class Dataset:
     # Which images went to which split: a digest of each image's origin (file and row, or file and size) and
     # label. Checkpoints record it, so that a run is not continued on other images (files added to a folder,
     # another data.limit) with accuracies measured on the old ones.
-    fingerprint: str = ""
-    source: str = ""  # "data set 'folder' at PATH", for messages
+    fingerprint: str
+    source: str  # "data set 'folder' at PATH", for messages
 
     @property
     def sizes(self) -> tuple[int, int, int]:

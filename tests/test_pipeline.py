@@ -300,13 +300,16 @@ def test_an_unmeasured_arch_gets_the_same_folder_in_every_process(pipeline_run):
     assert len(labels) == 1 and labels.pop().startswith("arch-")
 
 
-def test_a_search_stopped_by_its_data_or_checkpoint_leaves_no_run_folder(pipeline_run, tmp_path, capsys):
+def test_a_search_or_run_stopped_by_its_input_leaves_no_run_folder(pipeline_run, tmp_path, capsys):
     folder, _ = pipeline_run
     config = str(folder / "pipe.yaml")
-    cases = [(["--set", "data.dataset=folder", "--set", f"data.path={tmp_path / 'absent'}"], "data folder not found"),
-             (["--set", "checkpoint=null"], "checkpoint not found"),  # a new folder holds no trained supernet
-             (["--set", "data.limit=900"], "holds other images than the supernet was trained on (800 / 100 / 100")]
-    for extra, words in cases:
-        code, err = run_cli(["search", "--config", config, "--out", str(tmp_path / "new"), *extra], capsys)
+    cases = [("search", ["--set", "data.dataset=folder", "--set", f"data.path={tmp_path / 'absent'}"],
+              "data folder not found"),
+             ("search", ["--set", "checkpoint=null"], "checkpoint not found"),  # a new folder has no trained supernet
+             ("search", ["--set", "data.limit=900"], "holds other images than the supernet was trained on (800 / 100 "),
+             ("run", ["--set", "data.limit=900"], "holds other images than the supernet was trained on (800 / 100 "),
+             ("run", ["--set", "space=nb201"], "`run` trains a supernet; space 'nb201' is a table")]
+    for command, extra, words in cases:
+        code, err = run_cli([command, "--config", config, "--out", str(tmp_path / "new"), *extra], capsys)
         assert code == 2 and len(err) == 1 and words in err[0], err
         assert not (tmp_path / "new").exists()
