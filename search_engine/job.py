@@ -191,7 +191,7 @@ def _needs_supernet(wanted: set[str], latency: dict) -> bool:
 @contextlib.contextmanager
 def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trains: bool = False) -> Iterator:
     """Read the data set and the supernet checkpoint a search (``trains``: a run that trains the supernet first)
-    will load, before it touches its run folder, and yield the data set (None where none is needed). A wrong
+    will load, before it touches its run folder, and yield the data set (None where this process needs none). A wrong
     data path, a folder without a trained supernet, or a supernet trained on other images is one line and
     leaves no half-made or changed run folder behind. Within the block the evaluators reuse the data set read
     here (``supernet.data.loading_once``)."""
@@ -203,11 +203,14 @@ def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
     from supernet.data import load_dataset, loading_once
     from supernet.train import refuse_other_data
 
-    with loading_once():
+    in_process = trains or config.search.runner != "ray"  # Ray workers read their own data set
+    with loading_once() if in_process else contextlib.nullcontext():
         data = load_dataset(config.data, job.space.input, config.seed)
         if config.checkpoint or not trains:  # a run's own checkpoint is the training's to check, with its settings
             checkpoint = config.checkpoint_path(run_dir)
             refuse_other_data(checkpoint, load_checkpoint(checkpoint, job.space), data)
+        if not in_process:
+            data = None  # checked; no copy held here for the whole search
         yield data
 
 
