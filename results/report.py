@@ -24,8 +24,8 @@ class ReportInput:
 
 
 def _cell(key: str, value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, float):  # accuracies with fixed decimals, so that 98.0 does not print as 98 beside 97.6
+        return f"{value:.2f}" if "accuracy" in key else f"{value:.4g}"
     return f"`{value}`" if key == "arch" else str(value)
 
 

@@ -271,7 +271,7 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
     again = [n for n in names if n.startswith("latency_ms")]
     front_cols = [("trial", "trial"), ("arch", "arch")] + [(o.name, o.label()) for o in job.objectives]
     front_cols += [("test_accuracy", "test accuracy [%]")] + [(f"{n}_again", f"{n} measured again") for n in again]
-    base_cols = [("baseline", "baseline"), ("arch", "arch")] + [(n, n) for n in names] + \
+    base_cols = [("baseline", "baseline"), ("arch", "arch")] + [(o.name, o.label()) for o in job.objectives] + \
         [("test_accuracy", "test accuracy [%]")]
     best = max(validated, key=lambda r: r["test_accuracy"]) if validated else None
     summary = [f"space `{job.space.name}` ({job.space.size():,} archs), data `{config.data.dataset}`, "

@@ -1,6 +1,7 @@
 """The whole job from the CLI, in process: run, export, finetune, plot; and bad input everywhere."""
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
     _, run = pipeline_run
     report = (run / "report.md").read_text()
     assert "## Measured front" in report and "## Baselines" in report and "uniform int8 of the largest" in report
+    baselines = report.split("## Baselines")[1].split("##")[0]
+    assert "| baseline | arch | accuracy [%] (higher is better) | latency_ms [ms] (lower is better)" in baselines
+    largest = next(line for line in baselines.splitlines() if line.startswith("| largest |")).strip("| ").split(" | ")
+    assert all(re.fullmatch(r"\d+\.\d\d", largest[i]) for i in (2, 5))  # accuracies: two decimals, always
     for png in ("pareto_accuracy_latency_ms.png", "pareto_accuracy_size_mb.png", "pareto_latency_ms_size_mb.png",
                 "hypervolume.png"):
         assert (run / png).stat().st_size > 10_000 and f"({png})" in report
