@@ -249,6 +249,7 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from results.report import format_value
     from search_engine.job import build_job, inputs_checked, run_job, true_front_hypervolume
     from search_engine.run_folder import open_run, run_folder_path
 
@@ -271,7 +272,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"  {outcome.in_flight_elsewhere} more are still being measured by other drivers sharing the study; "
               "`--resume` later adds them")
     for r in outcome.front[:15]:
-        print("  " + "  ".join(f"{o.name}={r.values[o.name]:.4g}" for o in job.objectives) + f"  {r.arch}")
+        print("  " + "  ".join(f"{o.name}={format_value(o.name, r.values[o.name])}" for o in job.objectives)
+              + f"  {r.arch}")
     if outcome.reference is not None:
         point = ", ".join(f"{o.name}={v * o.sign:.6g}" for o, v in zip(job.objectives, outcome.reference))
         line = f"hypervolume {outcome.hypervolume:.6g} (reference point {point}; set it with search.reference)"
@@ -344,6 +346,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from results.report import format_value
     from search_engine.job import inputs_checked
     from search_engine.pipeline import build_run_job, run_pipeline
     from search_engine.run_folder import open_run, run_folder_path
@@ -366,7 +369,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
     for row in outcome.front[:10]:
         print(f"  trial {int(row['trial']):3d}  test {row['test_accuracy']:.2f} %  " + "  ".join(
-            f"{k}={row[k]:.4g}" for k in row if k not in ("trial", "arch", "test_accuracy") and
+            f"{k}={format_value(k, row[k])}" for k in row if k not in ("trial", "arch", "test_accuracy") and
             not k.endswith("_again")))
     for what, folder in outcome.exports:
         print(f"exported {what}: {folder}")

@@ -23,9 +23,15 @@ class ReportInput:
     notes: Sequence[str] = field(default_factory=tuple)
 
 
+def format_value(name: str, value: float) -> str:
+    """An objective's value for people: accuracies with fixed decimals (so that 98.0 does not print as 98
+    beside 97.6), everything else to four significant digits."""
+    return f"{value:.2f}" if "accuracy" in name else f"{value:.4g}"
+
+
 def _cell(key: str, value: object) -> str:
-    if isinstance(value, float):  # accuracies with fixed decimals, so that 98.0 does not print as 98 beside 97.6
-        return f"{value:.2f}" if "accuracy" in key else f"{value:.4g}"
+    if isinstance(value, float):
+        return format_value(key, value)
     return f"`{value}`" if key == "arch" else str(value)
 
 

@@ -1,5 +1,6 @@
 """End to end on the hybrid space, in process: train a tiny supernet, search it, bad input."""
 import csv
+import re
 
 import pytest
 
@@ -19,7 +20,10 @@ def test_train_then_search_measures_every_objective(tiny_run, capsys):
     for r in rows:
         assert 0 <= float(r["accuracy"]) <= 100 and float(r["latency_ms"]) > 0 and float(r["size_mb"]) > 0
         assert r["backend"] == "torch" and r["threads"] == "1" and float(r["val_cross_entropy"]) > 0
-    assert "front of" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "front of" in out
+    printed = re.findall(r"^  accuracy=(\S+)", out, re.MULTILINE)  # the front's lines
+    assert printed and all(re.fullmatch(r"\d+\.\d\d", a) for a in printed)  # 98.0 prints as 98.00, not 98
 
 
 def test_linas_measures_the_largest_its_uniform_int8_and_the_smallest_first(mnist_space):
