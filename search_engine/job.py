@@ -53,6 +53,8 @@ def objective_vocabulary(space) -> dict:
 def build_job(config: ExperimentConfig) -> SearchJob:
     space = load_space(config.space, config.table)
     where = f"{config.source}: search.objectives"
+    if isinstance(space, TabularSpace):  # the default config's objectives are a supernet's, never a table's columns
+        where += " (a table's objectives are its columns: set them with --objectives)"
     objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), where)
     names = list(objective_vocabulary(space)) if isinstance(space, TabularSpace) else \
         [o.name for o in objectives] + [n for n in ANALYTIC_OBJECTIVES if n not in {o.name for o in objectives}]
