@@ -53,7 +53,7 @@ def objective_vocabulary(space) -> dict:
 def build_job(config: ExperimentConfig) -> SearchJob:
     space = load_space(config.space, config.table)
     where = f"{config.source}: search.objectives"
-    if isinstance(space, TabularSpace):  # the default config's objectives are a supernet's, never a table's columns
+    if isinstance(space, TabularSpace):  # `--space nb201` alone keeps the default config's objectives, a supernet's
         where += " (a table's objectives are its columns: set them with --objectives)"
     objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), where)
     names = list(objective_vocabulary(space)) if isinstance(space, TabularSpace) else \
