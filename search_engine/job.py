@@ -54,7 +54,7 @@ def build_job(config: ExperimentConfig) -> SearchJob:
     space = load_space(config.space, config.table)
     where = f"{config.source}: search.objectives"
     if isinstance(space, TabularSpace):  # `--space nb201` alone keeps the default config's objectives, a supernet's
-        where += " (a table's objectives are its columns: set them with --objectives)"
+        where += " (a table's objectives are its columns: set them with --objectives or search.objectives)"
     objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), where)
     names = list(objective_vocabulary(space)) if isinstance(space, TabularSpace) else \
         [o.name for o in objectives] + [n for n in ANALYTIC_OBJECTIVES if n not in {o.name for o in objectives}]

@@ -148,7 +148,7 @@ def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency <= 5"], "latency"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency_raspi4_ms < = 5"], "parse"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--budget", "0"], "budget"),
-    ([], "set them with --objectives): unknown objective 'accuracy'"),  # the default config's objectives
+    ([], "set them with --objectives or search.objectives): unknown objective 'accuracy'"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--runner", "rey"], "runner"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--storage", "nosuchdb://x"], "storage"),
 ])
