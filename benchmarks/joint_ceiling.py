@@ -37,14 +37,19 @@ def main() -> None:
                    help="keep archs the table predicts this many times faster than the int8 largest "
                         "(a little below SimQ-NAS's 4.8x, for the table's error)")
     p.add_argument("--draws", type=int, default=20000, help="random archs timed by the table")
-    p.add_argument("--score", type=int, default=400, help="of the fast ones, how many to score (~0.6 s each)")
+    p.add_argument("--score", type=int, default=400,
+                   help="of the fast ones, how many to score (~0.25 s each on 2 cores)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     config = load_config(a.run / "config.yaml")
     trained = load_trained(config, config.checkpoint_path(a.run))
     space, data, net, bn = trained.space, trained.data, trained.supernet, config.train.bn_batches
     profile = load_hardware(config.hardware[0])
-    table = LutLatencyEvaluator(space, replace(profile, lut=str(a.run / f"lut_{profile.name}.json")))
+    lut = Path(profile.lut) if profile.lut else a.run / f"lut_{profile.name}.json"  # `hynas run` profiles into the run
+    if not lut.is_file():
+        raise SystemExit(f"{lut}: no latency table; `hynas profile --config {a.run / 'config.yaml'} --out {lut}` "
+                         "makes one")
+    table = LutLatencyEvaluator(space, replace(profile, lut=str(lut)))
 
     def latency(arch) -> float:
         return table.evaluate([arch])[0].values["latency_ms"]
@@ -65,6 +70,8 @@ def main() -> None:
     print(f"{len(fast)} of {len(drawn)} distinct random archs ({100 * len(fast) / len(drawn):.1f} %) are predicted "
           f">= {a.speedup:g}x faster")
     picked = [fast[i] for i in rng.permutation(len(fast))[: a.score]]
+    if not picked:
+        return
     scored = [(arch, *accuracies(arch)) for arch in tqdm(picked, desc="scoring", unit="arch")]
     val = np.array([s[1] for s in scored])
     test = np.array([s[2] for s in scored])
