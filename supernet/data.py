@@ -20,6 +20,7 @@ import torch
 from search_space.config import DataConfig
 from search_space.errors import DataError
 from search_space.hybrid import InputSpec
+from supernet.image_cache import cached_pixels, folder_key
 
 log = logging.getLogger("hynas.data")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -183,29 +184,41 @@ def _load_cifar10(path: Path) -> _Images:
 
 
 def _load_folder(path: Path, size: int, channels: int) -> _Images:
-    from PIL import Image, UnidentifiedImageError
+    import PIL
 
     # Hidden folders (.ipynb_checkpoints, .git) are not classes.
     classes = tuple(sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")))
     if len(classes) < 2:
         raise DataError(f"{path}: expected one subfolder of images per class, found {len(classes)}")
     mode = "L" if channels == 1 else "RGB"
-    xs, ys, origins = [], [], []
+    files, labels = [], []
     for label, cls in enumerate(classes):
-        files = [f for f in sorted((path / cls).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-        if not files:  # an empty class would shift no labels but train an output that never fires: say so
+        found = [f for f in sorted((path / cls).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not found:  # an empty class would shift no labels but train an output that never fires: say so
             raise DataError(f"{path / cls}: class folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        for f in files:
-            try:
-                with Image.open(f) as img:
-                    resized = img.convert(mode).resize((size, size), Image.Resampling.BICUBIC)
-                    arr = np.asarray(resized, dtype=np.float32)
-            except (OSError, UnidentifiedImageError):
-                raise DataError(f"{f}: not a readable image") from None
-            xs.append(arr.reshape(size, size, channels).transpose(2, 0, 1))
-            ys.append(label)
-            origins.append(f"{cls}/{f.name}:{f.stat().st_size}")  # the size: a file replaced under its name counts
-    return _Images(np.stack(xs), np.asarray(ys, dtype=np.int64), classes, np.array(origins))
+        files += found
+        labels += [label] * len(found)
+    key = folder_key(files, size, mode, f"Pillow {PIL.__version__}")
+    pixels = cached_pixels(key, (len(files), channels, size, size), lambda: _decode(files, size, mode))
+    # the byte size: a file replaced under its name counts
+    origins = np.array([f"{f.parent.name}/{f.name}:{f.stat().st_size}" for f in files])
+    return _Images(pixels.astype(np.float32), np.asarray(labels, dtype=np.int64), classes, origins)
+
+
+def _decode(files: list[Path], size: int, mode: str) -> np.ndarray:
+    """Every file converted to ``mode`` and resized to ``size`` x ``size``: (N, C, H, W) uint8."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                arr = np.asarray(img.convert(mode).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError):
+            raise DataError(f"{f}: not a readable image") from None
+        out.append(arr.reshape(size, size, -1).transpose(2, 0, 1))
+    # C order, as the cache reads it back: the training split's statistics then sum in one order either way
+    return np.ascontiguousarray(np.stack(out))
 
 
 def _split(data: _Images, config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,6 +12,15 @@ REPO = Path(__file__).resolve().parent.parent
 NB201_CSV = REPO / "benchmarks" / "data" / "nb201" / "nb201_cifar10.csv"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_cache_in_a_temporary_folder(tmp_path_factory):
+    """Decoded image folders (supernet.image_cache) go to a folder of this session, not the user's ~/.cache;
+    set before any Ray worker starts, so that workers inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HYNAS_CACHE_DIR", str(tmp_path_factory.mktemp("image-cache")))
+        yield
+
+
 @pytest.fixture(scope="session", params=["mnist_hybrid", "cifar_hybrid"])
 def hybrid_space(request):
     return load_space(request.param)

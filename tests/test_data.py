@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -130,6 +131,50 @@ def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path):
     (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(DataError, match="broken.png"):
         load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 2), seed=0)
+
+
+def _shaded_folder(root, shades=(10, 200), images=6):
+    for cls, shade in zip("ab", shades):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(images):
+            Image.new("RGB", (20, 16), (shade, i * 30, 255 - shade)).save(root / cls / f"{i}.png")
+
+
+def test_a_decoded_folder_is_read_back_from_the_cache_until_a_file_changes(tmp_path, monkeypatch):
+    import supernet.data as data_module
+
+    monkeypatch.setenv("HYNAS_CACHE_DIR", str(tmp_path / "cache"))
+    _shaded_folder(tmp_path / "photos")
+    config, spec = DataConfig(dataset="folder", path=str(tmp_path / "photos")), InputSpec(3, 8, 2)
+    first = load_dataset(config, spec, seed=0)
+    assert len(list((tmp_path / "cache").glob("images-*.npy"))) == 1
+    decode = data_module._decode
+    calls = []
+    monkeypatch.setattr(data_module, "_decode", lambda *a: calls.append(a) or decode(*a))
+    again = load_dataset(config, spec, seed=0)
+    assert calls == [] and again.fingerprint == first.fingerprint
+    for a, b in zip((first.train, first.val, first.test), (again.train, again.val, again.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    Image.new("RGB", (20, 16), (255, 255, 255)).save(tmp_path / "photos" / "a" / "0.png")  # replaced in place
+    changed = load_dataset(config, spec, seed=0)
+    assert len(calls) == 1 and not torch.equal(torch.sort(changed.train.images.flatten())[0],
+                                               torch.sort(first.train.images.flatten())[0])
+
+
+def test_a_damaged_cache_entry_is_decoded_again_and_the_cache_can_be_turned_off(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HYNAS_CACHE_DIR", str(tmp_path / "cache"))
+    _shaded_folder(tmp_path / "photos")
+    config, spec = DataConfig(dataset="folder", path=str(tmp_path / "photos")), InputSpec(1, 8, 2)
+    first = load_dataset(config, spec, seed=0)
+    (entry,) = (tmp_path / "cache").glob("images-*.npy")
+    entry.write_bytes(entry.read_bytes()[:50])  # cut short, as by a full disk
+    again = load_dataset(config, spec, seed=0)
+    assert "damaged image cache entry" in caplog.text and torch.equal(again.train.images, first.train.images)
+    assert np.load(entry).shape == (12, 1, 8, 8)  # written anew
+    monkeypatch.setenv("HYNAS_CACHE_DIR", "off")
+    _shaded_folder(tmp_path / "other", shades=(50, 150))
+    load_dataset(DataConfig(dataset="folder", path=str(tmp_path / "other")), spec, seed=0)
+    assert list((tmp_path / "cache").glob("images-*.npy")) == [entry]
 
 
 def test_more_classes_than_the_space_has_outputs_is_one_line_naming_the_field(tmp_path, capsys):

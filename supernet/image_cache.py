@@ -1,0 +1,72 @@
+"""Decoded image folders kept on disk between commands.
+
+Decoding and resizing a folder of photos costs about 2.4 ms per 500x375 JPEG here (two minutes per
+50,000 images), and every command (`train`, `search`, `export`, `finetune`, each Ray worker) reads the
+data set again. This keeps the decoded pixels as one uint8 ``.npy`` file per folder, size and colour
+mode, named by a digest of every file's name, byte size and modification time, so that a file added,
+removed or replaced is a new entry and never a stale one. The pixels are the decoder's own 0-255
+values, so a cached read equals a fresh one exactly.
+
+Where: ``$HYNAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/hynas``, else ``~/.cache/hynas``;
+``HYNAS_CACHE_DIR=off`` turns it off. An unwritable or damaged cache is skipped, never an error.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("hynas.data")
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when the user turned the cache off."""
+    chosen = os.environ.get("HYNAS_CACHE_DIR")
+    if chosen:
+        return None if chosen.lower() == "off" else Path(chosen)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hynas"
+
+
+def folder_key(files: Sequence[Path], size: int, mode: str, decoder: str) -> str:
+    """A digest of what decides the pixels: each file's path, byte size and modification time, the
+    output size and colour mode, and the decoder's version."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{size} {mode} {decoder}\n".encode())
+    for f in files:
+        stat = f.stat()
+        digest.update(f"{f.resolve()} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def cached_pixels(key: str, shape: tuple[int, ...], decode: Callable[[], np.ndarray]) -> np.ndarray:
+    """The uint8 array ``decode()`` returns, read from the cache when an entry of ``key`` and ``shape``
+    is there, else decoded and stored (atomically: a killed run leaves no half-written entry)."""
+    folder = cache_dir()
+    path = folder / f"images-{key}.npy" if folder else None
+    if path is not None and path.is_file():
+        try:
+            pixels = np.load(path, allow_pickle=False)
+            if pixels.shape == shape and pixels.dtype == np.uint8:
+                log.info("decoded images read from the cache %s", path)
+                return pixels
+        except (OSError, ValueError):
+            pass
+        log.warning("%s: damaged image cache entry; decoding the images again", path)
+    pixels = decode()
+    if path is not None:
+        tmp = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".npy.tmp", delete=False) as tmp:
+                np.save(tmp, pixels, allow_pickle=False)
+            os.replace(tmp.name, path)
+        except OSError as err:
+            if tmp is not None:
+                Path(tmp.name).unlink(missing_ok=True)
+            log.warning("cannot keep the decoded images in %s (%s); they are decoded again next time", folder, err)
+    return pixels
