@@ -198,7 +198,10 @@ def _load_folder(path: Path, size: int, channels: int) -> _Images:
             raise DataError(f"{path / cls}: class folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         files += found
         labels += [label] * len(found)
-    key = folder_key(files, size, mode, f"Pillow {PIL.__version__}")
+    try:
+        key = folder_key(files, size, mode, f"Pillow {PIL.__version__}")
+    except OSError as err:  # e.g. a dangling symbolic link
+        raise DataError(f"{err.filename}: not a readable image ({err.strerror})") from None
     pixels = cached_pixels(key, (len(files), channels, size, size), lambda: _decode(files, size, mode))
     # the byte size: a file replaced under its name counts
     origins = np.array([f"{f.parent.name}/{f.name}:{f.stat().st_size}" for f in files])

@@ -131,6 +131,10 @@ def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path):
     (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(DataError, match="broken.png"):
         load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 2), seed=0)
+    (tmp_path / "b" / "broken.png").unlink()
+    (tmp_path / "b" / "moved.png").symlink_to(tmp_path / "gone.png")  # a link whose target is gone
+    with pytest.raises(DataError, match="moved.png: not a readable image"):
+        load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 2), seed=0)
 
 
 def _shaded_folder(root, shades=(10, 200), images=6):
