@@ -199,12 +199,12 @@ def _load_folder(path: Path, size: int, channels: int) -> _Images:
         files += found
         labels += [label] * len(found)
     try:
-        key = folder_key(files, size, mode, f"Pillow {PIL.__version__}")
+        stats = [(f"{f.parent.name}/{f.name}", f.stat()) for f in files]
     except OSError as err:  # e.g. a dangling symbolic link
         raise DataError(f"{err.filename}: not a readable image ({err.strerror})") from None
+    key = folder_key(path, stats, size, mode, f"Pillow {PIL.__version__}")
     pixels = cached_pixels(key, (len(files), channels, size, size), lambda: _decode(files, size, mode))
-    # the byte size: a file replaced under its name counts
-    origins = np.array([f"{f.parent.name}/{f.name}:{f.stat().st_size}" for f in files])
+    origins = np.array([f"{name}:{stat.st_size}" for name, stat in stats])  # the size: a file replaced counts
     return _Images(pixels.astype(np.float32), np.asarray(labels, dtype=np.int64), classes, origins)
 
 

@@ -32,14 +32,14 @@ def cache_dir() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hynas"
 
 
-def folder_key(files: Sequence[Path], size: int, mode: str, decoder: str) -> str:
-    """A digest of what decides the pixels: each file's path, byte size and modification time, the
-    output size and colour mode, and the decoder's version."""
+def folder_key(root: Path, files: Sequence[tuple[str, os.stat_result]], size: int, mode: str, decoder: str) -> str:
+    """A digest of what decides the pixels: the folder, each file's name under it with its byte size and
+    modification time (``files``: name and ``os.stat`` result, which the caller has for other uses too),
+    the output size and colour mode, and the decoder's version."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{size} {mode} {decoder}\n".encode())
-    for f in files:
-        stat = f.stat()
-        digest.update(f"{f.resolve()} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    digest.update(f"{root.resolve()} {size} {mode} {decoder}\n".encode())
+    for name, stat in files:
+        digest.update(f"{name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
