@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
 from search_engine.evaluators import EVALUATORS  # noqa: E402
 from search_engine.strategies import STRATEGIES  # noqa: E402
 from search_space import Objective, load_space  # noqa: E402
@@ -56,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

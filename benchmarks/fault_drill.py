@@ -23,6 +23,10 @@ import numpy as np
 import optuna
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.entry import run  # noqa: E402
+from search_engine.deploy import run_config  # noqa: E402
 
 
 def trials(study_db: Path) -> tuple[dict[str, tuple], int]:
@@ -47,6 +51,7 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    run_config(a.run)  # a folder that is not a run stops here, not in the first driver's hidden stderr
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(a.seed)
     out = Path(tempfile.mkdtemp(prefix="hynas-drill-")) / "run"
@@ -81,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -18,10 +18,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
+from search_engine.deploy import run_config  # noqa: E402
 from search_engine.evaluators.accuracy import AccuracyEvaluator  # noqa: E402
 from search_engine.evaluators.latency import LatencyEvaluator  # noqa: E402
 from search_engine.latency_meter import time_interleaved  # noqa: E402
-from search_space.config import load_config, load_hardware  # noqa: E402
+from search_space.config import load_hardware  # noqa: E402
 from supernet import onnx_io  # noqa: E402
 from supernet.calibration import Calibrator, calibrated  # noqa: E402
 from supernet.trained import load_trained  # noqa: E402
@@ -39,7 +41,7 @@ def main() -> None:
     p.add_argument("--hardware", default="cpu_ort")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    config = load_config(str(a.run / "config.yaml"))
+    config = run_config(a.run)
     trained = load_trained(config, a.run / "supernet.pt")
     space, net, data = trained.space, trained.supernet, trained.data
     hardware = load_hardware(a.hardware)
@@ -87,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -23,9 +23,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
+from search_engine.deploy import run_config  # noqa: E402
 from search_engine.evaluators.latency_lut import LutLatencyEvaluator  # noqa: E402
-from search_space import load_config  # noqa: E402
 from search_space.config import load_hardware  # noqa: E402
+from search_space.errors import ConfigError  # noqa: E402
 from supernet.calibration import accuracy, calibrated  # noqa: E402
 from supernet.trained import load_trained  # noqa: E402
 
@@ -41,13 +43,13 @@ def main() -> None:
                    help="of the fast ones, how many to score (~0.25 s each on 2 cores)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    config = load_config(a.run / "config.yaml")
+    config = run_config(a.run)
     trained = load_trained(config, config.checkpoint_path(a.run))
     space, data, net, bn = trained.space, trained.data, trained.supernet, config.train.bn_batches
     profile = load_hardware(config.hardware[0])
     lut = Path(profile.lut) if profile.lut else a.run / f"lut_{profile.name}.json"  # `hynas run` profiles into the run
     if not lut.is_file():
-        raise SystemExit(f"{lut}: no latency table; `hynas profile --config {a.run / 'config.yaml'} --out {lut}` "
+        raise ConfigError(f"{lut}: no latency table; `hynas profile --config {a.run / 'config.yaml'} --out {lut}` "
                          "makes one")
     table = LutLatencyEvaluator(space, replace(profile, lut=str(lut)))
 
@@ -60,7 +62,7 @@ def main() -> None:
 
     anchor = space.uniform_int8(space.largest())
     if anchor is None:
-        raise SystemExit(f"{a.run}: the space has no 8-bit weights and activations, so no uniform-int8 baseline")
+        raise ConfigError(f"{a.run}: the space has no 8-bit weights and activations, so no uniform-int8 baseline")
     anchor_ms, (anchor_val, anchor_test) = latency(anchor), accuracies(anchor)
     print(f"largest at uniform int8: {anchor_ms:.3f} ms (table), validation {anchor_val:.2f} %, "
           f"test {anchor_test:.2f} %")
@@ -86,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

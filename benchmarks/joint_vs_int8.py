@@ -14,7 +14,13 @@ import argparse
 import csv
 import re
 import statistics
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.entry import run  # noqa: E402
+from search_space.errors import ConfigError  # noqa: E402
 
 
 def rows(path: Path) -> list[dict]:
@@ -34,7 +40,7 @@ def main() -> None:
     target = re.sub(r"_w\d+a\d+", "_w8a8", largest["arch"])
     anchor = next((b for b in baselines if b["arch"] == target), None)
     if anchor is None:
-        raise SystemExit(f"{a.run}/baselines.csv has no uniform-int8 version of the largest arch")
+        raise ConfigError(f"{a.run}/baselines.csv has no uniform-int8 version of the largest arch")
     peers = [f for f in front if f["accuracy"] >= anchor["accuracy"]]
     print(f"largest subnet at uniform int8: validation {anchor['accuracy']:.2f} % "
           f"(test {anchor['test_accuracy']:.2f} %), "
@@ -80,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
 from predictors.metrics import kendall_tau  # noqa: E402
 from search_engine.latency_meter import LatencyMeter  # noqa: E402
 from search_engine.profiling import profile_space  # noqa: E402
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

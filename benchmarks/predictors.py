@@ -14,6 +14,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
 from predictors import PREDICTORS, kendall_tau  # noqa: E402
 from search_space import load_space  # noqa: E402
 from search_space.config import DEFAULT_NB201_TABLE  # noqa: E402
@@ -60,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -18,10 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
+from search_engine.deploy import run_config  # noqa: E402
 from search_engine.job import EvaluatorRecipe  # noqa: E402
 from search_engine.runners import load_runner  # noqa: E402
 from search_space import load_space  # noqa: E402
-from search_space.config import load_config  # noqa: E402
 
 
 def throughput(runner_name: str, recipe, archs, workers: int) -> tuple[float, float]:
@@ -43,12 +44,12 @@ def main() -> None:
     p.add_argument("--archs", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    config = run_config(a.run)
     import ray
     import torch
 
     torch.set_num_threads(1)  # as each Ray worker does: one core per evaluation, the same work on both sides
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    config = load_config(str(a.run / "config.yaml"))
     recipe = EvaluatorRecipe(config, a.run)
     space = load_space(config.space)
     rng = np.random.default_rng(a.seed)
@@ -68,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
 from benchmarks.nb201_score import NB201Score  # noqa: E402
 from search_engine.evaluators import EVALUATORS  # noqa: E402
 from search_engine.strategies import STRATEGIES  # noqa: E402
@@ -101,4 +102,4 @@ def main() -> None:
                   f"front points {points}")
 
 if __name__ == "__main__":
-    main()
+    run(main)

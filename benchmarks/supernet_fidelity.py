@@ -25,8 +25,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.entry import run  # noqa: E402
 from predictors import kendall_tau  # noqa: E402
-from search_space import load_config  # noqa: E402
+from search_engine.deploy import run_config  # noqa: E402
 from supernet.calibration import Scores, calibrated, scores  # noqa: E402
 from supernet.model import Supernet  # noqa: E402
 from supernet.train import make_optimizer  # noqa: E402
@@ -81,7 +82,7 @@ def main() -> None:
     a = p.parse_args()
     if a.ref_seeds < 1:
         p.error("--ref-seeds must be at least 1")
-    config = load_config(Path(a.run) / "config.yaml")
+    config = run_config(a.run)
     alone_cfg = config.train if a.lr is None else replace(config.train, lr=a.lr)
     trained = load_trained(config, Path(a.run) / "supernet.pt")
     space, data, net = trained.space, trained.data, trained.supernet
@@ -126,4 +127,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

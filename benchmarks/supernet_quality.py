@@ -17,7 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search_space import Arch, StageArch, load_config  # noqa: E402
+from benchmarks.entry import run  # noqa: E402
+from search_engine.deploy import run_config  # noqa: E402
+from search_space import Arch, StageArch  # noqa: E402
 from supernet.calibration import subnet_accuracy  # noqa: E402
 from supernet.trained import load_trained  # noqa: E402
 
@@ -33,7 +35,7 @@ def main() -> None:
     p.add_argument("--archs", type=int, default=5, help="random archs besides the largest")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    config = load_config(Path(a.run) / "config.yaml")
+    config = run_config(a.run)
     trained = load_trained(config, Path(a.run) / "supernet.pt")
     space, data, net = trained.space, trained.data, trained.supernet
     bn = config.train.bn_batches
@@ -59,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

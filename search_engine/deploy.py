@@ -36,12 +36,18 @@ class FinishedRun:
         return self.config.checkpoint_path(self.folder)
 
 
-def open_finished_run(folder: str | Path, need_records: bool = True) -> FinishedRun:
+def run_config(folder: str | Path) -> ExperimentConfig:
+    """The config a run folder was written with; a folder that is not a run is a ConfigError saying so."""
     folder = Path(folder)
     if not (folder / CONFIG_FILE).is_file():
         raise ConfigError(f"{folder}: not a run folder (no config.yaml); give the folder a `hynas run` or "
                           "`hynas search` wrote")
-    config = load_config(folder / CONFIG_FILE)
+    return load_config(folder / CONFIG_FILE)
+
+
+def open_finished_run(folder: str | Path, need_records: bool = True) -> FinishedRun:
+    folder = Path(folder)
+    config = run_config(folder)
     from search_engine.job import objective_vocabulary
     from search_space.config import load_space
 
