@@ -17,7 +17,7 @@ from results.tables import front_of
 from search_engine.run_folder import CONFIG_FILE
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, load_config
-from search_space.errors import ConfigError
+from search_space.errors import ConfigError, SearchSpaceError
 from search_space.hybrid import HybridSpace
 from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, parse_objectives
 
@@ -93,7 +93,10 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
                               f"(trials {numbers[0]}..{numbers[-1]})")
         return Pick(space.arch_from_str(matches[0].arch), f"trial-{trial}", matches[0])
     if arch is not None:
-        parsed = space.arch_from_str(arch)
+        try:
+            parsed = space.arch_from_str(arch)
+        except SearchSpaceError as err:
+            raise ConfigError(f"--arch: {err}; the arch column of {run.folder / 'measured.csv'} has examples") from None
         known = [r for r in run.records if r.arch == parsed.to_str()]
         # A digest, not hash(): str hashes change between processes, and finetune and export must agree.
         digest = hashlib.sha256(parsed.to_str().encode()).hexdigest()[:10]

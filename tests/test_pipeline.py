@@ -224,6 +224,7 @@ BAD = [
     (lambda f, r: ["export", str(r), "--pick", "latency_ms<<1"], "cannot parse"),
     (lambda f, r: ["export", str(r), "--pick", "speed<=1"], "speed"),
     (lambda f, r: ["export", str(r), "--arch", "c99:conv_k3_e2_w8a8"], "c99"),
+    (lambda f, r: ["export", str(r), "--arch", "garbage"], "--arch: cannot parse stage 'garbage'"),
     (lambda f, r: ["export", str(r), "--trial", "0", "--out", str(r)], "--force"),
     (lambda f, r: ["finetune", str(r)], "exactly one"),
     (lambda f, r: ["finetune", str(r), "--trial", "0", "--epochs", "0"], "must be positive"),
