@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from search_space.config import DataConfig
 from search_space.errors import DataError
@@ -183,13 +184,15 @@ def _load_cifar10(path: Path) -> _Images:
     return _Images(np.concatenate(xs), labels, _cifar10_class_names(path), np.array(origins), set_apart)
 
 
-def _load_folder(path: Path, size: int, channels: int) -> _Images:
+def _load_folder(path: Path, input_spec: InputSpec, named: str) -> _Images:
     import PIL
 
     # Hidden folders (.ipynb_checkpoints, .git) are not classes.
     classes = tuple(sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")))
     if len(classes) < 2:
         raise DataError(f"{path}: expected one subfolder of images per class, found {len(classes)}")
+    _check_class_count(named, len(classes), input_spec)  # before minutes of decoding, not after
+    channels, size = input_spec.channels, input_spec.size
     mode = "L" if channels == 1 else "RGB"
     files, labels = [], []
     for label, cls in enumerate(classes):
@@ -213,7 +216,8 @@ def _decode(files: list[Path], size: int, mode: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     out = []
-    for f in files:
+    # Only the first command on a folder gets here (the cache keeps the result): minutes for a large one.
+    for f in tqdm(files, desc=f"decoding {files[0].parent.parent}", unit="img", disable=None, leave=False):
         try:
             with Image.open(f) as img:
                 arr = np.asarray(img.convert(mode).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
@@ -271,14 +275,11 @@ def _read_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datas
         path = Path(config.path or "")
         if not path.is_dir():
             raise DataError(f"{path}: data folder not found (data.path of dataset {config.dataset!r})")
-        data = _load_cifar10(path) if config.dataset == "cifar10" else _load_folder(path, size, channels)
+        data = _load_cifar10(path) if config.dataset == "cifar10" else _load_folder(path, input_spec, named)
     if data.images.shape[1:] != (channels, size, size):
         raise DataError(f"data set {config.dataset!r} has images of shape {data.images.shape[1:]}, but the space's "
                         f"input is {(channels, size, size)}; fix the space's 'input' or pick another data set")
-    classes = len(data.classes)
-    if classes > input_spec.classes:  # fewer is fine: the unused outputs simply learn never to fire
-        raise DataError(f"{named} has {classes} classes, but the space's input.classes is {input_spec.classes}; "
-                        "raise it in the space's YAML")
+    _check_class_count(named, len(data.classes), input_spec)
     if config.limit is not None and config.limit < len(data.labels):
         data = data.subset(_stratified_subset(data.labels, config.limit, seed))
     train, val, test = _split(data, config, seed)
@@ -290,6 +291,12 @@ def _read_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datas
     x, y = torch.from_numpy(preprocessing(data.images)), torch.as_tensor(data.labels)
     return Dataset(config.dataset, Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]),
                    preprocessing, _fingerprint(data, (train, val, test)), named)
+
+
+def _check_class_count(named: str, classes: int, input_spec: InputSpec) -> None:
+    if classes > input_spec.classes:  # fewer is fine: the unused outputs simply learn never to fire
+        raise DataError(f"{named} has {classes} classes, but the space's input.classes is {input_spec.classes}; "
+                        "raise it in the space's YAML")
 
 
 def _fingerprint(data: _Images, splits: tuple[np.ndarray, ...]) -> str:

@@ -4,8 +4,9 @@ Decoding and resizing a folder of photos costs about 2.4 ms per 500x375 JPEG her
 50,000 images), and every command (`train`, `search`, `export`, `finetune`, each Ray worker) reads the
 data set again. This keeps the decoded pixels as one uint8 ``.npy`` file per folder, size and colour
 mode, named by a digest of every file's name, byte size and modification time, so that a file added,
-removed or replaced is a new entry and never a stale one. The pixels are the decoder's own 0-255
-values, so a cached read equals a fresh one exactly.
+removed or replaced is a new entry and never a stale one; that new entry replaces the folder's old one
+(same folder, size, mode and decoder), so a data set that changes does not fill the disk. The pixels
+are the decoder's own 0-255 values, so a cached read equals a fresh one exactly.
 
 Where: ``$HYNAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/hynas``, else ``~/.cache/hynas``;
 ``HYNAS_CACHE_DIR=off`` turns it off. An unwritable or damaged cache is skipped, never an error.
@@ -33,14 +34,14 @@ def cache_dir() -> Path | None:
 
 
 def folder_key(root: Path, files: Sequence[tuple[str, os.stat_result]], size: int, mode: str, decoder: str) -> str:
-    """A digest of what decides the pixels: the folder, each file's name under it with its byte size and
-    modification time (``files``: name and ``os.stat`` result, which the caller has for other uses too),
-    the output size and colour mode, and the decoder's version."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{root.resolve()} {size} {mode} {decoder}\n".encode())
+    """``<format>-<files>``: a digest of the folder, the output size, colour mode and the decoder's version,
+    then one of each file's name under it with its byte size and modification time (``files``: name and
+    ``os.stat`` result, which the caller has for other uses too). Together they decide the pixels."""
+    form = hashlib.blake2b(f"{root.resolve()} {size} {mode} {decoder}".encode(), digest_size=8)
+    content = hashlib.blake2b(digest_size=16)
     for name, stat in files:
-        digest.update(f"{name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+        content.update(f"{name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return f"{form.hexdigest()}-{content.hexdigest()}"
 
 
 def cached_pixels(key: str, shape: tuple[int, ...], decode: Callable[[], np.ndarray]) -> np.ndarray:
@@ -52,7 +53,7 @@ def cached_pixels(key: str, shape: tuple[int, ...], decode: Callable[[], np.ndar
         try:
             pixels = np.load(path, allow_pickle=False)
             if pixels.shape == shape and pixels.dtype == np.uint8:
-                log.info("decoded images read from the cache %s", path)
+                log.debug("decoded images read from the cache %s", path)
                 return pixels
         except (OSError, ValueError):
             pass
@@ -65,6 +66,11 @@ def cached_pixels(key: str, shape: tuple[int, ...], decode: Callable[[], np.ndar
             with tempfile.NamedTemporaryFile(dir=folder, suffix=".npy.tmp", delete=False) as tmp:
                 np.save(tmp, pixels, allow_pickle=False)
             os.replace(tmp.name, path)
+            form = key.partition("-")[0]
+            for older in folder.glob(f"images-{form}-*.npy"):  # the same folder before a file changed
+                if older != path:
+                    older.unlink(missing_ok=True)
+            log.debug("decoded images kept in the cache %s (%.0f MB)", path, pixels.nbytes / 1e6)
         except OSError as err:
             if tmp is not None:
                 Path(tmp.name).unlink(missing_ok=True)

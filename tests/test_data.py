@@ -161,6 +161,7 @@ def test_a_decoded_folder_is_read_back_from_the_cache_until_a_file_changes(tmp_p
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     Image.new("RGB", (20, 16), (255, 255, 255)).save(tmp_path / "photos" / "a" / "0.png")  # replaced in place
     changed = load_dataset(config, spec, seed=0)
+    assert len(list((tmp_path / "cache").glob("images-*.npy"))) == 1  # the new entry replaced the old one
     assert len(calls) == 1 and not torch.equal(torch.sort(changed.train.images.flatten())[0],
                                                torch.sort(first.train.images.flatten())[0])
 
