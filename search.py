@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from search_space.config import ExperimentConfig, load_config, load_space
-from search_space.errors import HynasError
+from search_space.errors import EXIT_USAGE, HynasError
 
 if TYPE_CHECKING:
     from search_space.hybrid import HybridSpace
     from supernet.data import Dataset
 
 log = logging.getLogger("hynas")
-EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process that SIGPIPE ended, as `git log | head` does
 
 

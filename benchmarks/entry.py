@@ -6,9 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from search_space.errors import HynasError
-
-EXIT_USAGE = 2
+from search_space.errors import EXIT_USAGE, HynasError
 
 
 def run(main: Callable[[], None]) -> None:

@@ -101,6 +101,11 @@ def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress
                    progress=progress)
 
 
+def profiled_table(run_dir: Path, profile_name: str) -> Path:
+    """Where ``hynas run`` keeps the lookup table it profiles for a hardware profile without its own ``lut:``."""
+    return run_dir / f"lut_{profile_name}.json"
+
+
 def _profile(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress: bool) -> None:
     from predictors.lut import LatencyTable
     from search_engine.profiling import profile_space
@@ -109,7 +114,7 @@ def _profile(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progre
         profile = load_hardware(name)
         if profile.lut is not None:
             continue  # this profile already predicts from a table
-        out = run_dir / f"lut_{profile.name}.json"
+        out = profiled_table(run_dir, profile.name)
         if out.is_file() and LatencyTable.load(out, space).complete:
             continue
         profile_space(space, profile, out, resume=out.is_file(), seed=config.seed, progress=progress)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+EXIT_USAGE = 2  # the exit code of a user error, for the CLI and the benchmark scripts alike
+
 
 class HynasError(Exception):
     """Base class of every error hynas raises on bad user input or bad files."""
