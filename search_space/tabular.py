@@ -6,7 +6,7 @@ canonical string lists the edges into nodes 1, 2 and 3::
     |op~0|+|op~0|op~1|+|op~0|op~1|op~2|
 
 Any CSV with an ``arch`` column in that format and numeric columns is a table; each
-numeric column can be an objective.
+numeric column but the row key ``index`` (NB201's cell number) can be an objective.
 """
 from __future__ import annotations
 
@@ -115,6 +115,10 @@ class Table:
         return {name: float(col[row]) for name, col in self.columns.items()}
 
 
+# Columns that name a row rather than measure it: offering NB201's cell number as an objective invites nonsense.
+KEY_COLUMNS = ("arch", "index")
+
+
 def load_table(path: str | Path) -> Table:
     """Read a CSV with an ``arch`` column of NB201 cell strings plus numeric columns."""
     path = Path(path)
@@ -127,7 +131,7 @@ def load_table(path: str | Path) -> Table:
         raise DataError(f"{path}: cannot read the table: {err}") from None
     if not rows or "arch" not in rows[0]:
         raise DataError(f"{path}: no 'arch' column; a table needs NB201 cell strings in a column named 'arch'")
-    names = [c for c in rows[0] if c != "arch"]
+    names = [c for c in rows[0] if c not in KEY_COLUMNS]
     archs, numeric = [], {c: [] for c in names}
     for line, row in enumerate(rows, start=2):
         try:
