@@ -11,7 +11,7 @@ from search_engine.evaluators import EVALUATORS
 from search_engine.loop import Budget, run_search
 from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES
-from search_space import ConfigError, Metrics, Objective
+from search_space import ConfigError, HynasError, Metrics, Objective
 from tests.conftest import NB201_CSV, run_cli
 
 OBJ = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
@@ -189,3 +189,41 @@ def test_a_space_search_keeps_its_run_name_on_resume_and_takes_a_set_name(tmp_pa
     # a name the user sets wins over the derived one (before, it was silently replaced by it)
     assert search.main(base + ["--budget", "3", "--set", "name=mine"]) == 0
     assert (tmp_path / "runs" / "mine" / "measured.csv").read_text().count("\n") == 4
+
+
+class _CannotMeasure:
+    """The table's evaluator, but an arch whose first edge pools cannot be measured (as an export that fails
+    for one arch would): the loop must record it as failed, go on, and never ask for it again."""
+
+    def __init__(self, nb201_space, fail_all=False):
+        self.table = EVALUATORS.get("table")(nb201_space)
+        self.provides, self.fail_all = self.table.provides, fail_all
+
+    def evaluate(self, archs):
+        if self.fail_all or any(a.ops[0] == "avg_pool_3x3" for a in archs):
+            raise RuntimeError("cannot export this arch")
+        return self.table.evaluate(archs)
+
+
+def test_an_arch_that_cannot_be_measured_is_recorded_and_the_search_goes_on(nb201_space, tmp_path):
+    store = _store(nb201_space, f"sqlite:///{tmp_path}/f.db")
+    runner = RUNNERS.get("local")(lambda: _CannotMeasure(nb201_space))
+    strat = STRATEGIES.get("random")(nb201_space, OBJ, seed=0)
+    outcome = run_search(nb201_space, OBJ, (), strat, runner, store, Budget(30), batch_size=5, initial=10,
+                         progress=False)
+    failed = store.failures()
+    assert outcome.failures == len(failed) > 0 and len(outcome.records) == 30  # failures do not spend the budget
+    assert all(arch.split("|")[1] == "avg_pool_3x3~0" and "cannot export" in error for arch, error in failed)
+    measured = [r.arch for r in outcome.records]
+    assert len(set(measured) | {a for a, _ in failed}) == len(measured) + len(failed)  # none asked twice
+    assert not any(r.arch.split("|")[1] == "avg_pool_3x3~0" for r in outcome.records)
+
+
+def test_a_run_of_failures_stops_the_search_with_the_last_error(nb201_space, tmp_path):
+    store = _store(nb201_space, f"sqlite:///{tmp_path}/f.db")
+    runner = RUNNERS.get("local")(lambda: _CannotMeasure(nb201_space, fail_all=True))
+    strat = STRATEGIES.get("random")(nb201_space, OBJ, seed=0)
+    with pytest.raises(HynasError, match="3 evaluations failed in a row; the last: RuntimeError: cannot export"):
+        run_search(nb201_space, OBJ, (), strat, runner, store, Budget(30, max_consecutive_failures=3),
+                   batch_size=5, initial=10, progress=False)
+    assert len(store.failures()) == 3 and store.measured() == []
