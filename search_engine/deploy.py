@@ -19,7 +19,7 @@ from search_space.arch import Arch
 from search_space.config import ExperimentConfig, load_config
 from search_space.errors import ConfigError, SearchSpaceError
 from search_space.hybrid import HybridSpace
-from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, parse_objectives
+from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, headline_index, parse_objectives
 
 META_COLUMNS = ("trial", "arch")
 
@@ -108,8 +108,8 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
     feasible = [r for r in front if all(c.satisfied(r.values) for c in constraints)]
     if not feasible:
         raise ConfigError(f"--pick {pick!r}: no subnet of the measured front ({len(front)}) satisfies it")
-    first = run.objectives[0]
-    best = min(feasible, key=lambda r: r.values[first.name] * first.sign)
+    headline = run.objectives[headline_index(run.objectives)]
+    best = min(feasible, key=lambda r: r.values[headline.name] * headline.sign)
     return Pick(space.arch_from_str(best.arch), f"trial-{best.number}", best)
 
 

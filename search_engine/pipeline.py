@@ -33,6 +33,7 @@ from search_space.config import TABULAR_SPACES, ExperimentConfig, load_hardware
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
+from search_space.objectives import headline_index
 
 log = logging.getLogger("hynas.run")
 
@@ -202,9 +203,9 @@ def _measure_again(evaluator: Evaluator, archs: list[Arch], known: dict[Arch, di
 
 
 def pick_exports(validated: list[dict], job: SearchJob) -> list[tuple[str, dict]]:
-    """The most accurate, the fastest and the knee (closest to the ideal point, objectives scaled to
-    [0, 1] over the front) of the validated front; each subnet once. Subnets tied on the first
-    objective (top-1 on a few hundred images ties often) are told apart by their validation
+    """The most accurate (``headline_index``), the fastest and the knee (closest to the ideal point, objectives
+    scaled to [0, 1] over the front) of the validated front; each subnet once. Subnets tied on accuracy
+    (top-1 on a few hundred images ties often) are told apart by their validation
     cross-entropy, where it was recorded."""
     if not validated:
         return []
@@ -214,7 +215,7 @@ def pick_exports(validated: list[dict], job: SearchJob) -> list[tuple[str, dict]
     knee = int(np.argmin(np.linalg.norm((F - F.min(axis=0)) / span, axis=1)))
     # absent in tabular runs and in runs measured before it was recorded ("" once read back from the CSV)
     cross_entropy = [v if isinstance(v := r.get("val_cross_entropy"), float) else 0.0 for r in validated]
-    chosen = {"most accurate": int(np.lexsort((cross_entropy, F[:, 0]))[0])}
+    chosen = {"most accurate": int(np.lexsort((cross_entropy, F[:, headline_index(objectives)]))[0])}
     latency = [i for i, o in enumerate(objectives) if o.base == "latency_ms"]
     if latency:
         chosen["fastest"] = int(np.argmin(F[:, latency[0]]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,6 +45,12 @@ class Objective:
 
     def __str__(self) -> str:
         return f"{self.name}:{self.direction}"
+
+
+def headline_index(objectives: Sequence[Objective]) -> int:
+    """Which objective "best" means where one subnet is picked (``export --pick``, the run's most accurate
+    export): accuracy where it is an objective, wherever it is listed; else the first one listed."""
+    return next((i for i, o in enumerate(objectives) if o.base == "accuracy"), 0)
 
 
 def parse_objectives(text: str | Iterable[str], known: Mapping[str, tuple[Direction | None, str]],

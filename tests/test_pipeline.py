@@ -61,6 +61,29 @@ def test_most_accurate_export_breaks_top1_ties_by_validation_cross_entropy(pipel
     assert "val_cross_entropy" in validated[0].split(",")  # recorded with each front subnet
 
 
+def test_picks_mean_the_most_accurate_wherever_accuracy_is_listed(pipeline_run):
+    """Before, `export --pick` and the run's "most accurate" export took the first objective listed: with
+    latency first they gave the fastest subnet."""
+    from dataclasses import replace
+
+    from search_engine.deploy import open_finished_run, pick_subnet
+    from search_engine.job import build_job
+    from search_engine.pipeline import pick_exports
+    from search_space import load_space
+
+    folder, run = pipeline_run
+    finished = open_finished_run(run)
+    latency_first = tuple(sorted(finished.objectives, key=lambda o: o.name != "latency_ms"))
+    assert latency_first[0].name == "latency_ms"
+    for objectives in (finished.objectives, latency_first):
+        picked = pick_subnet(replace(finished, objectives=objectives), load_space("mnist_hybrid"), pick="size_mb<=1")
+        assert picked.record.values["accuracy"] == max(r.values["accuracy"] for r in finished.records)
+    job = build_job(load_config(str(folder / "pipe.yaml")))
+    rows = [{"trial": 0, "accuracy": 98.0, "latency_ms": 0.5, "size_mb": 0.3},
+            {"trial": 1, "accuracy": 97.0, "latency_ms": 0.1, "size_mb": 0.1}]
+    assert dict(pick_exports(rows, replace(job, objectives=latency_first)))["most accurate"]["trial"] == 0
+
+
 def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
     _, run = pipeline_run
     report = (run / "report.md").read_text()
