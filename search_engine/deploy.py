@@ -2,7 +2,8 @@
 
 A run folder holds ``config.yaml``, the supernet checkpoint and ``measured.csv``; a subnet is
 chosen by trial number, by arch string, or by a ``--pick`` expression over the measured front
-(constraints in the usual syntax, comma-separated; the most accurate feasible front member wins).
+(constraints in the usual syntax, comma-separated; the most accurate member of the run's feasible front
+that meets them wins).
 A fine-tuned subnet lives in ``<run>/finetuned/<label>/``; exporting it says so.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from search_space.arch import Arch
 from search_space.config import ExperimentConfig, load_config
 from search_space.errors import ConfigError, SearchSpaceError
 from search_space.hybrid import HybridSpace
-from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, headline_index, parse_objectives
+from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, headline_index
 
 META_COLUMNS = ("trial", "arch")
 
@@ -29,6 +30,7 @@ class FinishedRun:
     folder: Path
     config: ExperimentConfig
     objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]  # the run's own (search.constraints): its front is the feasible one
     records: tuple[Record, ...]
 
     @property
@@ -48,15 +50,14 @@ def run_config(folder: str | Path) -> ExperimentConfig:
 def open_finished_run(folder: str | Path, need_records: bool = True) -> FinishedRun:
     folder = Path(folder)
     config = run_config(folder)
-    from search_engine.job import objective_vocabulary
+    from search_engine.job import objectives_and_constraints
     from search_space.config import load_space
 
-    space = load_space(config.space, config.table)
-    objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), str(folder / CONFIG_FILE))
+    objectives, constraints = objectives_and_constraints(config, load_space(config.space, config.table))
     records = read_measured(folder / "measured.csv", objectives) if (folder / "measured.csv").is_file() else ()
     if need_records and not records:
         raise ConfigError(f"{folder}: no measured.csv with results; run `hynas search --resume` there first")
-    return FinishedRun(folder, config, objectives, tuple(records))
+    return FinishedRun(folder, config, objectives, constraints, tuple(records))
 
 
 def read_measured(path: Path, objectives: tuple[Objective, ...]) -> list[Record]:
@@ -104,7 +105,7 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
         return Pick(parsed, label, known[0] if known else None)
     names = sorted({k for r in run.records for k in r.values})
     constraints = [Constraint.parse(text.strip(), names, "--pick") for text in pick.split(",") if text.strip()]
-    front = front_of(run.records, run.objectives)
+    front = front_of(run.records, run.objectives, run.constraints)
     feasible = [r for r in front if all(c.satisfied(r.values) for c in constraints)]
     if not feasible:
         raise ConfigError(f"--pick {pick!r}: no subnet of the measured front ({len(front)}) satisfies it")

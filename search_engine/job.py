@@ -50,8 +50,9 @@ def objective_vocabulary(space) -> dict:
     return HYBRID_OBJECTIVES
 
 
-def build_job(config: ExperimentConfig) -> SearchJob:
-    space = load_space(config.space, config.table)
+def objectives_and_constraints(config: ExperimentConfig, space) -> tuple[tuple[Objective, ...],
+                                                                         tuple[Constraint, ...]]:
+    """The config's ``search.objectives`` and ``search.constraints``, parsed against ``space``'s vocabulary."""
     where = f"{config.source}: search.objectives"
     if isinstance(space, TabularSpace):  # `--space nb201` alone keeps the default config's objectives, a supernet's
         where += " (a table's objectives are its columns: set them with --objectives or search.objectives)"
@@ -60,6 +61,12 @@ def build_job(config: ExperimentConfig) -> SearchJob:
         [o.name for o in objectives] + [n for n in ANALYTIC_OBJECTIVES if n not in {o.name for o in objectives}]
     constraints = tuple(Constraint.parse(c, names, f"{config.source}: search.constraints")
                         for c in config.search.constraints)
+    return objectives, constraints
+
+
+def build_job(config: ExperimentConfig) -> SearchJob:
+    space = load_space(config.space, config.table)
+    objectives, constraints = objectives_and_constraints(config, space)
     _check_satisfiable(space, constraints, config.source)
     ref = config.search.reference
     reference = None

@@ -61,15 +61,16 @@ def test_most_accurate_export_breaks_top1_ties_by_validation_cross_entropy(pipel
     assert "val_cross_entropy" in validated[0].split(",")  # recorded with each front subnet
 
 
-def test_picks_mean_the_most_accurate_wherever_accuracy_is_listed(pipeline_run):
-    """Before, `export --pick` and the run's "most accurate" export took the first objective listed: with
-    latency first they gave the fastest subnet."""
+def test_picks_mean_the_most_accurate_of_the_runs_feasible_front(pipeline_run):
+    """Before, `export --pick` and the run's "most accurate" export took the first objective listed (with
+    latency first they gave the fastest subnet), and --pick ignored the run's own constraints."""
     from dataclasses import replace
 
     from search_engine.deploy import open_finished_run, pick_subnet
     from search_engine.job import build_job
     from search_engine.pipeline import pick_exports
     from search_space import load_space
+    from search_space.objectives import Constraint
 
     folder, run = pipeline_run
     finished = open_finished_run(run)
@@ -78,6 +79,13 @@ def test_picks_mean_the_most_accurate_wherever_accuracy_is_listed(pipeline_run):
     for objectives in (finished.objectives, latency_first):
         picked = pick_subnet(replace(finished, objectives=objectives), load_space("mnist_hybrid"), pick="size_mb<=1")
         assert picked.record.values["accuracy"] == max(r.values["accuracy"] for r in finished.records)
+    # the run's own constraints (search.constraints) bound the front that --pick chooses from
+    best = max(finished.records, key=lambda r: r.values["accuracy"])
+    limit = Constraint.parse(f"latency_ms<={best.values['latency_ms'] * 0.99}", ["latency_ms"], "test")
+    feasible = [r for r in finished.records if limit.satisfied(r.values)]
+    picked = pick_subnet(replace(finished, constraints=(limit,)), load_space("mnist_hybrid"), pick="size_mb<=1")
+    assert picked.record.values["accuracy"] == max(r.values["accuracy"] for r in feasible)
+    assert limit.satisfied(picked.record.values)
     job = build_job(load_config(str(folder / "pipe.yaml")))
     rows = [{"trial": 0, "accuracy": 98.0, "latency_ms": 0.5, "size_mb": 0.3},
             {"trial": 1, "accuracy": 97.0, "latency_ms": 0.1, "size_mb": 0.1}]
