@@ -390,7 +390,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     labels = [r.folder.name if r.config.search.strategy in r.folder.name else
               f"{r.folder.name} ({r.config.search.strategy})" for r in runs]
-    series = [Series(label, [rec.values for rec in r.records]) for label, r in zip(labels, runs)]
+    series = [Series(label, [rec.values for rec in r.records], r.constraints) for label, r in zip(labels, runs)]
     baselines = []
     if len(runs) == 1 and (runs[0].folder / "baselines.csv").is_file():
         from search_engine.pipeline import baseline_series

@@ -19,17 +19,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form  # noqa: E402
-from search_space.objectives import Objective  # noqa: E402
+from search_space.objectives import Constraint, Objective  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 @dataclass(frozen=True)
 class Series:
-    """Points to plot: a run's measured archs (in measurement order), or a baseline's."""
+    """Points to plot: a run's measured archs (in measurement order), or a baseline's. A run's front and
+    hypervolume count only the archs meeting its constraints, as its ``pareto.csv`` and logged hypervolume do."""
 
     label: str
     rows: Sequence[Mapping[str, float]]
+    constraints: Sequence[Constraint] = ()
+
+    def feasible(self) -> np.ndarray:
+        return np.array([all(c.satisfied(r) for c in self.constraints if c.name in r) for r in self.rows], dtype=bool)
 
 
 def _front_2d(points: np.ndarray, x: Objective, y: Objective) -> np.ndarray:
@@ -88,10 +93,16 @@ def plot_pairs(runs: Sequence[Series], objectives: Sequence[Objective], folder: 
         fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
         fronts = []
         for i, run in enumerate(runs):
-            pts = np.array([[r[x.name], r[y.name]] for r in run.rows])
+            pts, ok = np.array([[r[x.name], r[y.name]] for r in run.rows]), run.feasible()
             color = COLORS[i % len(COLORS)]
-            ax.scatter(pts[:, 0], pts[:, 1], s=12, alpha=0.3, color=color, label=f"{run.label}: measured ({len(pts)})")
-            front = _front_2d(pts, x, y)
+            ax.scatter(pts[ok, 0], pts[ok, 1], s=12, alpha=0.3, color=color,
+                       label=f"{run.label}: measured ({int(ok.sum())})")
+            if not ok.all():
+                ax.scatter(pts[~ok, 0], pts[~ok, 1], s=12, alpha=0.5, color="gray", marker="x",
+                           label=f"{run.label}: outside {', '.join(map(str, run.constraints))} ({int((~ok).sum())})")
+            if not ok.any():
+                continue
+            front = _front_2d(pts[ok], x, y)
             fronts.append(front)
             _step(ax, front, x, y, color=color, lw=1.8, label=f"{run.label}: front ({len(front)})")
             ax.scatter(front[:, 0], front[:, 1], s=22, color=color, zorder=3)
@@ -125,9 +136,10 @@ def hypervolume_curves(runs: Sequence[Series], objectives: Sequence[Objective]) 
     scale = np.where(reference > ideal, reference - ideal, 1.0)
     curves = []
     for run in runs:
-        F = (to_min_form(run.rows, objectives) - ideal) / scale
-        curves.append(np.array([hypervolume(F[:n][pareto_mask(F[:n])], np.ones(len(objectives)))
-                                for n in range(1, len(F) + 1)]))
+        F, ok = (to_min_form(run.rows, objectives) - ideal) / scale, run.feasible()
+        prefixes = (F[:n][ok[:n]] for n in range(1, len(F) + 1))
+        curves.append(np.array([hypervolume(P[pareto_mask(P)], np.ones(len(objectives))) if len(P) else 0.0
+                                for P in prefixes]))
     return curves, reference
 
 
@@ -139,7 +151,9 @@ def plot_hypervolume(runs: Sequence[Series], objectives: Sequence[Objective], fo
     ax.set_xlabel("archs measured")
     ax.set_ylabel("hypervolume (normalized objectives, higher is better)")
     # two lines: three objectives with long table column names overflow one
-    ax.set_title("hypervolume of the measured front\n" + ", ".join(str(o) for o in objectives), fontsize=10)
+    within = sorted({str(c) for run in runs for c in run.constraints})
+    ax.set_title("hypervolume of the measured front\n" + ", ".join(str(o) for o in objectives)
+                 + (f"; within {', '.join(within)}" if within else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

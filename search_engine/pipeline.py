@@ -266,9 +266,9 @@ def baseline_series(path: Path, objectives) -> list[Series]:
 
 
 def _plots(job: SearchJob, run_dir: Path, records: list[Record], baselines: list[dict]) -> list[Path]:
-    rows = [r.values for r in records]
-    plots = plot_pairs([Series("search", rows)], job.objectives, run_dir, group_baselines(baselines, job.objectives))
-    plots.append(plot_hypervolume([Series("search", rows)], job.objectives, run_dir))
+    searched = Series("search", [r.values for r in records], job.constraints)
+    plots = plot_pairs([searched], job.objectives, run_dir, group_baselines(baselines, job.objectives))
+    plots.append(plot_hypervolume([searched], job.objectives, run_dir))
     return plots
 
 

@@ -1,8 +1,8 @@
-"""Plots zoom onto the front a reader looks at."""
+"""Plots zoom onto the front a reader looks at, and draw the front a run's constraints allow."""
 import numpy as np
 
-from results.plots import outlying_front
-from search_space.objectives import Objective
+from results.plots import Series, hypervolume_curves, outlying_front, plot_pairs
+from search_space.objectives import Constraint, Objective
 
 ACC = Objective("test_acc", "max")
 LATENCY = Objective("latency_ms", "min")
@@ -25,3 +25,20 @@ def test_an_evenly_spread_or_tiny_front_is_shown_whole():
     assert outlying_front(np.append(spread[3:], 80.0), LATENCY).tolist() == [False] * 7 + [True]
     # the most accurate subnet twice as slow as the rest of the front is the front's end, not an outlier
     assert not outlying_front(np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.75]), LATENCY).any()
+
+
+def test_a_constrained_run_plots_and_scores_only_its_feasible_front(tmp_path):
+    rows = [{"test_acc": 90.0, "latency_ms": 1.0}, {"test_acc": 95.0, "latency_ms": 9.0},
+            {"test_acc": 80.0, "latency_ms": 0.5}]
+    limit = Constraint.parse("latency_ms<=5", ["latency_ms"], "test")
+    free, bound = Series("free", rows), Series("bound", rows, (limit,))
+    assert bound.feasible().tolist() == [True, False, True]
+    (free_hv, bound_hv), _ = hypervolume_curves([free, bound], (ACC, LATENCY))
+    assert free_hv[1] > free_hv[0] and bound_hv[1] == bound_hv[0]  # the 9 ms arch adds nothing when infeasible
+    assert bound_hv[2] > bound_hv[1]
+    # nothing feasible measured yet: a hypervolume of 0, and the plot still draws the measured points
+    none = Series("none", rows[1:2], (limit,))
+    (curve,), _ = hypervolume_curves([none], (ACC, LATENCY))
+    assert curve.tolist() == [0.0]
+    (path,) = plot_pairs([bound, none], (ACC, LATENCY), tmp_path)
+    assert path.stat().st_size > 10_000
