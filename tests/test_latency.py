@@ -16,6 +16,7 @@ from search_engine.latency_meter import MIN_CALLS, LatencyMeter, time_interleave
 from search_engine.profiling import distinct_layers, fit_scales, profile_space
 from search_space.config import HardwareProfile, load_config
 from search_space.errors import ConfigError
+from search_space.objectives import Metrics
 from search_space.hybrid import HybridSpace
 from search_space.schema import build
 from supernet import onnx_io
@@ -232,6 +233,27 @@ def test_cli_profile_then_search_on_the_table_is_deterministic(tiny_space, tmp_p
         rows = csv.DictReader((tmp_path / name / "measured.csv").open())
         runs.append([(r["arch"], r["latency_ms"], r["size_mb"]) for r in rows])
     assert len(runs[0]) == 12 and runs[0] == runs[1]  # latency from the table: the same archs and values
+
+
+def test_a_latency_limit_on_a_table_keeps_every_arch_linas_asks_for_inside_it(tiny_space, tmp_path):
+    from search_engine.job import build_job, make_strategy
+
+    space_file = tmp_path / "tiny_lut.yaml"
+    space_file.write_text(yaml.safe_dump(TINY_SPACE))
+    lut = tmp_path / "lut.json"
+    profile_space(tiny_space, ORT, lut, fit_archs=3, progress=False)
+    table = LatencyTable.load(lut, tiny_space)
+    rng = np.random.default_rng(0)
+    latency = {a: table.predict(tiny_space, a, ORT.runs_int8) for a in (tiny_space.sample(rng) for _ in range(200))}
+    limit = float(np.median(list(latency.values())))
+    config = load_config(_lut_config(tmp_path, space_file, lut), [
+        "search.strategy=linas", f"search.constraints=[latency_ms<={limit}]", "search.batch_size=6"])
+    strategy = make_strategy(build_job(config), config)
+    asked = strategy.ask(12)  # the first batch, drawn at random: before, about half of it past the limit
+    assert len(asked) == 12 and all(table.predict(tiny_space, a, ORT.runs_int8) <= limit for a in asked)
+    strategy.tell(asked, [Metrics({"latency_ms": table.predict(tiny_space, a, ORT.runs_int8), "size_mb": 1.0}, 0.0, {})
+                          for a in asked])
+    assert all(table.predict(tiny_space, a, ORT.runs_int8) <= limit for a in strategy.ask(6))  # a predicted round
 
 
 @pytest.mark.parametrize("damage,named", [
