@@ -44,9 +44,10 @@ def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[tuple[str, st
 
 def write_report(folder: Path, report: ReportInput) -> Path:
     parts = [f"# {report.title}", "", *[f"- {line}" for line in report.summary], ""]
+    again = " and latency measured again" if any(k.endswith("_again") for k, _ in report.front_columns) else ""
     parts += [f"## Measured front ({len(report.front)} subnets)", "",
               "Values measured during the search (validation split), then each front subnet validated: test-split "
-              "accuracy and latency measured again.", "", _table(report.front, report.front_columns), ""]
+              f"accuracy{again}.", "", _table(report.front, report.front_columns), ""]
     if report.baselines:
         parts += ["## Baselines", "", _table(report.baselines, report.baseline_columns), ""]
     if report.plots:

@@ -158,7 +158,7 @@ def _known_before_measuring(job: SearchJob, config: ExperimentConfig) -> dict[st
     costs_of = cached()(lambda arch: arch_costs(space, arch).as_dict())
     known: dict[str, Callable[[Arch], float]] = {name: (lambda arch, n=name: costs_of(arch)[n])
                                                  for name in ANALYTIC_OBJECTIVES}
-    for name, profile in _latency_profiles(job, config).items():
+    for name, profile in latency_profiles(job, config).items():
         if profile.lut is not None:
             table = LatencyTable.load(Path(profile.lut), space)
             known[name] = cached()(functools.partial(table.predict, space, runs_int8=profile.runs_int8))
@@ -172,7 +172,7 @@ def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
     space = job.space
     if isinstance(space, TabularSpace):
         return EVALUATORS.get("table")(space)
-    wanted, latency = _wanted(job), _latency_profiles(job, config)
+    wanted, latency = _wanted(job), latency_profiles(job, config)
     needs_supernet = _needs_supernet(wanted, latency)
     if needs_supernet:
         from search_engine.evaluators import accuracy, latency as _  # noqa: F401 (torch: loaded only when needed)
@@ -200,7 +200,7 @@ def _wanted(job: SearchJob) -> set[str]:
     return {o.name for o in job.objectives} | {c.name for c in job.constraints}
 
 
-def _latency_profiles(job: SearchJob, config: ExperimentConfig) -> dict:
+def latency_profiles(job: SearchJob, config: ExperimentConfig) -> dict:
     """The hardware profile of each latency the job measures or constrains."""
     profiles = {p.name: p for p in (load_hardware(h) for h in config.hardware)}
     return {name: _profile_of(name, profiles, config.source) for name in sorted(_wanted(job))
@@ -220,7 +220,7 @@ def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
     leaves no half-made or changed run folder behind. Within the block the evaluators reuse the data set read
     here (``supernet.data.loading_once``)."""
     if not (isinstance(job.space, HybridSpace) and
-            (trains or _needs_supernet(_wanted(job), _latency_profiles(job, config)))):
+            (trains or _needs_supernet(_wanted(job), latency_profiles(job, config)))):
         yield None  # a table, or costs only: nothing to read, and no torch to import
         return
     from supernet.checkpoint import load_checkpoint

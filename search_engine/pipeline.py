@@ -1,8 +1,8 @@
 """``hynas run``: the whole job in one call, each phase resumable in the run folder.
 
 1. train the supernet (skipped when the checkpoint has every epoch; continued when it has some);
-2. profile this machine: a latency lookup table per measured hardware profile (``lut_<profile>.json``),
-   the artefact that lets the same search run later without the device;
+2. profile this machine: a latency lookup table per hardware profile whose latency is searched
+   (``lut_<profile>.json``), the artefact that lets the same search run later without the device;
 3. search (continues the run's study to its budget);
 4. validate the measured front on the test split, measure its latency again, and evaluate the
    baselines: the largest and smallest subnet, and every front subnet at uniform int8 (``validated.csv``,
@@ -26,10 +26,10 @@ from results.plots import Series, plot_hypervolume, plot_pairs
 from results.report import ReportInput, write_report
 from results.store import Record
 from search_engine.evaluators import CompositeEvaluator, Evaluator
-from search_engine.job import SearchJob, build_job, make_evaluator, run_job
+from search_engine.job import SearchJob, build_job, latency_profiles, make_evaluator, run_job
 from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
-from search_space.config import TABULAR_SPACES, ExperimentConfig, load_hardware
+from search_space.config import TABULAR_SPACES, ExperimentConfig
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
@@ -72,7 +72,7 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
 
     with loading_once():  # train, search, validate and export each need the data: read it once
         phase("train", lambda: _train(config, job.space, run_dir, progress))
-        phase("profile", lambda: _profile(config, job.space, run_dir, progress))
+        phase("profile", lambda: _profile(config, job, run_dir, progress))
         _, outcome = phase("search", lambda: run_job(config, run_dir, storage, progress, job=job))
         validated, baselines = phase("validate", lambda: _validate(config, job, run_dir, outcome.front, progress))
         exports = phase("export", lambda: _export(config, run_dir, validated, job))
@@ -107,12 +107,14 @@ def profiled_table(run_dir: Path, profile_name: str) -> Path:
     return run_dir / f"lut_{profile_name}.json"
 
 
-def _profile(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress: bool) -> None:
+def _profile(config: ExperimentConfig, job: SearchJob, run_dir: Path, progress: bool) -> None:
+    """A lookup table for each hardware profile whose latency the search measures or limits (none when it
+    searches without latency: profiling takes half a minute or more)."""
     from predictors.lut import LatencyTable
     from search_engine.profiling import profile_space
 
-    for name in config.hardware:
-        profile = load_hardware(name)
+    space = job.space
+    for profile in {p.name: p for p in latency_profiles(job, config).values()}.values():
         if profile.lut is not None:
             continue  # this profile already predicts from a table
         out = profiled_table(run_dir, profile.name)

@@ -92,6 +92,15 @@ def test_picks_mean_the_most_accurate_of_the_runs_feasible_front(pipeline_run):
     assert dict(pick_exports(rows, replace(job, objectives=latency_first)))["most accurate"]["trial"] == 0
 
 
+def test_a_run_without_latency_profiles_nothing_and_says_so(tiny_run, tmp_path):
+    config = write_trained_config(tiny_run, tmp_path, "nolat", budget=6, batch_size=3, initial=3,
+                                  objectives=["accuracy:max", "size_mb:min"])
+    assert search.main(["run", "--config", str(config), "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert not list((tmp_path / "run").glob("lut_*.json"))  # before: a table profiled for half a minute, unused
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "validated: test-split accuracy." in report and "latency_ms" not in report.split("## Baselines")[0]
+
+
 def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
     _, run = pipeline_run
     report = (run / "report.md").read_text()
