@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -15,6 +16,10 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 from search_space.errors import ConfigError, HynasError, did_you_mean
 
 T = TypeVar("T")
+
+# PyYAML reads YAML 1.1, where a float needs a dot: `weight_decay: 5e-4` arrives as the string '5e-4'. A number
+# field takes such strings as the YAML 1.2 core schema (and every user) reads them.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 
 def build(cls: type[T], data: Any, source: str, path: str = "") -> T:
@@ -83,6 +88,8 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
         return {_convert(key_type, k, source, path): _convert(item_type, v, source, f"{path}.{k}")
                 for k, v in value.items()}
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
         return float(value)
     if tp is type(None) and value is None:
         return None

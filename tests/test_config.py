@@ -88,10 +88,20 @@ def test_config_overrides_and_write_back(tmp_path):
     assert again.search == config.search and again.train == config.train and again.data == config.data
 
 
+def test_numbers_in_exponent_notation_are_numbers(tmp_path):
+    # PyYAML (YAML 1.1) reads 5e-4 as a string: before, `weight_decay: 5e-4` was refused as "expected a number"
+    (tmp_path / "c.yaml").write_text("name: c\ntrain: {weight_decay: 5e-4, lr: 1E-1}\n")
+    config = load_config(tmp_path / "c.yaml", ["search.local_share=2.5e-1"])
+    assert (config.train.weight_decay, config.train.lr, config.search.local_share) == (5e-4, 0.1, 0.25)
+    with pytest.raises(ConfigError, match="search.budget"):
+        load_config("configs/demo.yaml", ["search.budget=1e2"])  # an integer field stays an integer
+
+
 @pytest.mark.parametrize("override,named", [
     ("search.budgt=3", "search.budgt"), ("search.budget=many", "search.budget"), ("train.epochs=0", "epochs"),
     ("nosection", "key=value"), ("data.dataset=imagenet", "data.dataset"), ("data.val_fraction=2", "val_fraction"),
     ("search.local_share=1.5", "local_share"), ("search.local_share=sometimes", "search.local_share"),
+    ("train.weight_decay=5e-4x", "train.weight_decay"),
 ])
 def test_bad_overrides(override, named):
     with pytest.raises(ConfigError) as err:
