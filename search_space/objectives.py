@@ -59,7 +59,8 @@ def parse_objectives(text: str | Iterable[str], known: Mapping[str, tuple[Direct
     a default of ``None`` means the direction must be given). ``latency_ms@<profile>`` is accepted
     wherever ``latency_ms`` is known.
     """
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    # "a:max,b:min" as one string or as list items, or both: `--set search.objectives=a:max,b:min` gives one item
+    items = [t.strip() for part in ([text] if isinstance(text, str) else text) for t in part.split(",") if t.strip()]
     if not items:
         raise ConfigError(f"{where}: no objective given; choose from {', '.join(known)}")
     objectives = []

@@ -97,6 +97,15 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path):
         load_config("configs/demo.yaml", ["search.budget=1e2"])  # an integer field stays an integer
 
 
+def test_objectives_set_as_one_comma_separated_value_read_as_a_list():
+    from search_engine.job import build_job
+
+    listed = build_job(load_config("configs/demo.yaml", ["search.objectives=[accuracy:max,latency_ms:min]"]))
+    # before: "direction of 'accuracy' must be 'min' or 'max', got 'max,latency_ms:min'"
+    comma = build_job(load_config("configs/demo.yaml", ["search.objectives=accuracy:max,latency_ms:min"]))
+    assert comma.objectives == listed.objectives and [o.name for o in comma.objectives] == ["accuracy", "latency_ms"]
+
+
 @pytest.mark.parametrize("override,named", [
     ("search.budgt=3", "search.budgt"), ("search.budget=many", "search.budget"), ("train.epochs=0", "epochs"),
     ("nosection", "key=value"), ("data.dataset=imagenet", "data.dataset"), ("data.val_fraction=2", "val_fraction"),
