@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,14 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from search_space.config import ExperimentConfig, load_config, load_space
-from search_space.errors import EXIT_USAGE, HynasError
+from search_space.errors import EXIT_USAGE, HynasError, reader_gone
 
 if TYPE_CHECKING:
     from search_space.hybrid import HybridSpace
     from supernet.data import Dataset
 
 log = logging.getLogger("hynas")
-EXIT_BROKEN_PIPE = 141  # what a shell reports for a process that SIGPIPE ended, as `git log | head` does
 
 
 class _Parser(argparse.ArgumentParser):
@@ -525,10 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # so that a reader gone early (`hynas ... | head`) shows here, not at interpreter exit
         return code
     except BrokenPipeError:
-        # Not an error of ours: the reader has all it wanted. Point stdout at devnull so that the
-        # interpreter's last flush cannot raise again (Python docs, signal module, "Note on SIGPIPE").
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        return reader_gone()
     except HynasError as err:
         print(f"hynas {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,13 +6,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from search_space.errors import EXIT_USAGE, HynasError
+from search_space.errors import EXIT_USAGE, HynasError, reader_gone
 
 
 def run(main: Callable[[], None]) -> None:
     script = Path(sys.argv[0]).name
     try:
         main()
+        sys.stdout.flush()  # a reader gone early (`... | head`) shows here, not at interpreter exit
+    except BrokenPipeError:
+        raise SystemExit(reader_gone()) from None
     except HynasError as err:
         print(f"{script}: error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None

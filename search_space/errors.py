@@ -9,6 +9,18 @@ import difflib
 from collections.abc import Iterable
 
 EXIT_USAGE = 2  # the exit code of a user error, for the CLI and the benchmark scripts alike
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process that SIGPIPE ended, as `git log | head` does
+
+
+def reader_gone() -> int:
+    """After a BrokenPipeError on stdout (`hynas ... | head`): not an error of ours, the reader has all it
+    wanted. Points stdout at devnull so that the interpreter's last flush cannot raise again (Python docs,
+    signal module, "Note on SIGPIPE"); returns the exit code to end with."""
+    import os
+    import sys
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 class HynasError(Exception):

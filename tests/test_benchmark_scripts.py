@@ -25,3 +25,4 @@ def test_a_folder_that_is_not_a_run_is_one_line_exit_2(script, tmp_path, monkeyp
     assert exit_.value.code == 2
     assert len(err) == 1 and err[0].startswith(f"{script}.py: error: {tmp_path}")
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import search
+from search_space.errors import EXIT_BROKEN_PIPE
 from tests.conftest import NB201_CSV, run_cli
 
 
@@ -54,7 +55,7 @@ def test_a_reader_that_stops_early_gets_no_traceback():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
-    assert err.decode() == "" and proc.returncode == search.EXIT_BROKEN_PIPE
+    assert err.decode() == "" and proc.returncode == EXIT_BROKEN_PIPE
 
 
 def test_space_info_prints_size_and_extremes(capsys):
