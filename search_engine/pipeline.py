@@ -290,8 +290,9 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
     if best:
         summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")
     notes = ["4- and 6-bit weights are simulated (fake quantization) for accuracy and counted at their width for "
-             "size; on a CPU they run as int8. 8-bit layers run as real int8 in ONNX Runtime.",
-             "Measured latency varies between runs and machines; the same seed gives the same protocol, not the "
-             "same numbers. `*_again` columns show how much."]
+             "size; on a CPU they run as int8. 8-bit layers run as real int8 in ONNX Runtime."]
+    if again:
+        notes.append("Measured latency varies between runs and machines; the same seed gives the same protocol, not "
+                     "the same numbers. `*_again` columns show how much.")
     return ReportInput(f"hynas run `{config.name}`", summary, job.objectives, validated, front_cols, baselines,
                        base_cols, plots, exports, notes)
