@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form  # noqa: E402
-from search_space.objectives import Constraint, Objective  # noqa: E402
+from search_space.objectives import Constraint, Objective, meets  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -34,7 +34,7 @@ class Series:
     constraints: Sequence[Constraint] = ()
 
     def feasible(self) -> np.ndarray:
-        return np.array([all(c.satisfied(r) for c in self.constraints if c.name in r) for r in self.rows], dtype=bool)
+        return np.array([meets(r, self.constraints) for r in self.rows], dtype=bool)
 
 
 def _front_2d(points: np.ndarray, x: Objective, y: Objective) -> np.ndarray:

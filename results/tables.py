@@ -9,13 +9,13 @@ from pathlib import Path
 from results.pareto import pareto_mask, to_min_form
 from results.store import Record
 from search_space.files import atomic_write_text
-from search_space.objectives import Constraint, Objective
+from search_space.objectives import Constraint, Objective, meets
 
 
 def front_of(records: Sequence[Record], objectives: Sequence[Objective],
              constraints: Sequence[Constraint] = ()) -> list[Record]:
     """The measured, feasible, non-dominated records (ties kept), sorted by the first objective."""
-    feasible = [r for r in records if all(c.satisfied(r.values) for c in constraints if c.name in r.values)]
+    feasible = [r for r in records if meets(r.values, constraints)]
     if not feasible:
         return []
     mask = pareto_mask(to_min_form([r.values for r in feasible], objectives))

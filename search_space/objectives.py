@@ -125,6 +125,12 @@ class Constraint:
         return f"{self.name} {self.op} {self.bound:g}"
 
 
+def meets(values: Mapping[str, float], constraints: Iterable[Constraint]) -> bool:
+    """Whether ``values`` meet every constraint on a value they hold (a record measured before a constrained
+    value was recorded is judged on the rest): the one rule of ``pareto.csv``'s front and of the plots'."""
+    return all(c.satisfied(values) for c in constraints if c.name in values)
+
+
 @dataclass(frozen=True)
 class Metrics:
     """Measured objective values of one arch, with how and where they were measured."""
