@@ -154,14 +154,14 @@ def _known_before_measuring(job: SearchJob, config: ExperimentConfig) -> dict[st
     table, so the value is the one it would measure)."""
     space = job.space
     # linas asks for these of every arch its inner search visits, often the same arch again
-    cached = functools.partial(functools.lru_cache, maxsize=1 << 16)
-    costs_of = cached()(lambda arch: arch_costs(space, arch).as_dict())
+    cached = functools.lru_cache(maxsize=1 << 16)  # a decorator: each function it wraps gets its own cache
+    costs_of = cached(lambda arch: arch_costs(space, arch).as_dict())
     known: dict[str, Callable[[Arch], float]] = {name: (lambda arch, n=name: costs_of(arch)[n])
                                                  for name in ANALYTIC_OBJECTIVES}
     for name, profile in latency_profiles(job, config).items():
         if profile.lut is not None:
             table = LatencyTable.load(Path(profile.lut), space)
-            known[name] = cached()(functools.partial(table.predict, space, runs_int8=profile.runs_int8))
+            known[name] = cached(functools.partial(table.predict, space, runs_int8=profile.runs_int8))
     return known
 
 
