@@ -34,15 +34,18 @@ def attention(x: torch.Tensor, ops) -> torch.Tensor:
     if ops.reduce is not None:
         x = ops.reduce_bn(ops.reduce(ops.q_reduce(x)))
     x = x + ops.pos(ops.q_pos(x))
-    b, c, h, w = x.shape
+    # Sizes as Python ints and -1 for the batch: an ONNX export (dynamic batch) then gets constant reshape
+    # targets instead of Shape -> Gather -> Concat chains per reshape, which made the int8 largest subnet 7 %
+    # slower in ONNX Runtime (docs/experiments.md, session 25). A traced export fixes the map's size, as before.
+    c, h, w = (int(n) for n in x.shape[1:])
     heads, d = ops.heads, ops.head_dim
-    t = x.flatten(2).transpose(1, 2)  # (B, T, C)
+    t = x.reshape(-1, c, h * w).transpose(1, 2)  # (B, T, C)
     qkv = ops.qkv(ops.q_qkv(ops.ln1(t)))  # (B, T, 3 * heads * d)
-    q, k, v = qkv.reshape(b, h * w, 3, heads, d).permute(2, 0, 3, 1, 4)  # each (B, heads, T, d)
+    q, k, v = qkv.reshape(-1, h * w, 3, heads, d).permute(2, 0, 3, 1, 4)  # each (B, heads, T, d)
     att = torch.softmax((q @ k.transpose(-2, -1)) * d**-0.5, dim=-1)  # (B, heads, T, T)
-    t = t + ops.proj(ops.q_proj((att @ v).transpose(1, 2).reshape(b, h * w, heads * d)))
+    t = t + ops.proj(ops.q_proj((att @ v).transpose(1, 2).reshape(-1, h * w, heads * d)))
     t = t + ops.fc2(ops.q_fc2(F.gelu(ops.fc1(ops.q_fc1(ops.ln2(t))))))
-    return t.transpose(1, 2).reshape(b, c, h, w)
+    return t.transpose(1, 2).reshape(-1, c, h, w)
 
 
 class ConvBranch(nn.Module):

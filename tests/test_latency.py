@@ -95,6 +95,19 @@ def test_int8_onnx_model_agrees_with_the_fake_quantized_subnet(trained, tmp_path
     assert "QuantizeLinear" in {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
 
 
+def test_attention_exports_with_constant_reshapes_and_a_dynamic_batch(tiny_space, tmp_path):
+    arch = tiny_space.arch_from_str(tiny_space.largest().to_str().replace("conv_k3_e2", "attn_h1_m2"))
+    assert arch.layers()[-1].block == "attn"
+    model = Supernet(tiny_space).eval().extract(arch, simulate_activations=False)
+    fp32 = onnx_io.export_onnx(model, torch.zeros(1, 1, 16, 16), tmp_path / "fp32.onnx")
+    # no shape arithmetic left for ONNX Runtime to run on every call (it cost the int8 largest 7 %)
+    assert "Shape" not in {n.op_type for n in onnx.load(str(fp32)).graph.node}
+    images = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        reference = model(images).numpy()
+    assert np.abs(onnx_io.run(onnx_io.session(fp32), images.numpy()) - reference).max() < 1e-4
+
+
 def test_every_int8_convolution_of_an_untrained_subnet_runs_fused(tiny_space, tmp_path):
     # Untrained BatchNorms fold into equal (zero) biases, which the exporter merges into one initializer;
     # a shared bias cannot take each convolution's scale, and ONNX Runtime then leaves the convolution
