@@ -58,7 +58,7 @@ def main() -> None:
             fp32 = onnx_io.export_onnx(deployed, torch.from_numpy(x1), Path(tmp) / f"{i}.onnx")
             int8 = onnx_io.quantize_int8(fp32, Path(tmp) / f"{i}q.onnx", data.train.images[:64].numpy(),
                                          ranges=simulated.activation_ranges())
-            runs += [lambda s=onnx_io.session(path, hardware.threads): onnx_io.run(s, x1) for path in (fp32, int8)]
+            runs += [onnx_io.timed_call(onnx_io.session(path, hardware.threads), x1) for path in (fp32, int8)]
             with torch.no_grad():
                 reference = simulated(images).argmax(1).numpy()
             agree = float((onnx_io.run(onnx_io.session(int8), images.numpy()).argmax(1) == reference).mean())

@@ -2,7 +2,8 @@
 
 Used for whole subnets (the ``latency_ms`` evaluator) and single layers (``hynas profile``), so both
 are measured by one protocol: fixed thread count, warm-up calls, then ``rounds`` rounds in which each
-model is called for ``round_ms`` (at least ``MIN_CALLS`` times); the latency is the fastest call.
+model is called for ``round_ms`` (at least ``MIN_CALLS`` times); the latency is the fastest call. ONNX Runtime
+sessions are called with their input and output bound once (``onnx_io.timed_call``).
 
 Why the fastest call, and why rounds (measured on this shared 2-core VM, docs/experiments.md "Objectives on target
 hardware"): other tenants slow the machine in stretches of about half a second, during which even the
@@ -128,7 +129,7 @@ class LatencyMeter:
             path = onnx_io.quantize_int8(path, stem.with_suffix(".int8.onnx"), calibration, w.float_prefixes, w.ranges)
         session, feed = onnx_io.session(path, p.threads), x.numpy()
         precision = "fp32" if all_float else ("int8" if not w.float_prefixes else "mixed")
-        return (lambda: onnx_io.run(session, feed)), {**meta, "precision": precision, "onnx_bytes": path.stat().st_size}
+        return onnx_io.timed_call(session, feed), {**meta, "precision": precision, "onnx_bytes": path.stat().st_size}
 
     def float_parts(self, space: HybridSpace, arch: Arch) -> tuple[str, ...]:
         """The node-name prefixes of ``arch``'s extracted subnet that run in float on this profile."""

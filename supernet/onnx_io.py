@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -174,3 +174,13 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
 
 def run(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
     return sess.run(None, {INPUT: np.ascontiguousarray(images, dtype=np.float32)})[0]
+
+
+def timed_call(sess: ort.InferenceSession, images: np.ndarray) -> Callable[[], object]:
+    """One call of ``sess`` on ``images`` for timing: input and output bound once (I/O binding), so that
+    the time is the model's and not the Python binding's per-call conversions, which added 3-10 us to
+    subnets of 40-300 us here (docs/experiments.md, session 25), the most to the smallest, relatively."""
+    binding = sess.io_binding()
+    binding.bind_cpu_input(INPUT, np.ascontiguousarray(images, dtype=np.float32))
+    binding.bind_output(OUTPUT)
+    return lambda: sess.run_with_iobinding(binding)
