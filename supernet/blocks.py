@@ -35,7 +35,7 @@ def attention(x: torch.Tensor, ops) -> torch.Tensor:
         x = ops.reduce_bn(ops.reduce(ops.q_reduce(x)))
     x = x + ops.pos(ops.q_pos(x))
     # Sizes as Python ints and -1 for the batch: an ONNX export (dynamic batch) then gets constant reshape
-    # targets instead of Shape -> Gather -> Concat chains per reshape, which made the int8 largest subnet 7 %
+    # targets instead of Shape -> Gather -> Concat chains per reshape, which made the int8 largest subnet 8 %
     # slower in ONNX Runtime (docs/experiments.md, session 25). A traced export fixes the map's size, as before.
     c, h, w = (int(n) for n in x.shape[1:])
     heads, d = ops.heads, ops.head_dim

@@ -100,7 +100,7 @@ def test_attention_exports_with_constant_reshapes_and_a_dynamic_batch(tiny_space
     assert arch.layers()[-1].block == "attn"
     model = Supernet(tiny_space).eval().extract(arch, simulate_activations=False)
     fp32 = onnx_io.export_onnx(model, torch.zeros(1, 1, 16, 16), tmp_path / "fp32.onnx")
-    # no shape arithmetic left for ONNX Runtime to run on every call (it cost the int8 largest 7 %)
+    # no shape arithmetic left for ONNX Runtime to run on every call (it cost the int8 largest 8 %)
     assert "Shape" not in {n.op_type for n in onnx.load(str(fp32)).graph.node}
     images = torch.randn(3, 1, 16, 16)
     with torch.no_grad():
