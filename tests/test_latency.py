@@ -271,6 +271,9 @@ def test_a_latency_limit_on_a_table_keeps_every_arch_linas_asks_for_inside_it(ti
 
 @pytest.mark.parametrize("damage,named", [
     (lambda p: p.write_text("{not json"), "not a readable latency table"),
+    # a table timed by an earlier protocol: its numbers are not what the meter measures now
+    (lambda p: p.write_text(p.read_text().replace("hynas-latency-lut/4", "hynas-latency-lut/3")),
+     "format is not hynas-latency-lut/4"),
     (lambda p: p.unlink(), "not found"),
 ])
 def test_search_with_a_bad_table_is_one_line(tiny_space, tmp_path, capsys, damage, named):
