@@ -6,6 +6,8 @@ must name what to fix: the file, the key path, the bad value and what is allowed
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from collections.abc import Iterable
 
 EXIT_USAGE = 2  # the exit code of a user error, for the CLI and the benchmark scripts alike
@@ -16,9 +18,6 @@ def reader_gone() -> int:
     """After a BrokenPipeError on stdout (`hynas ... | head`): not an error of ours, the reader has all it
     wanted. Points stdout at devnull so that the interpreter's last flush cannot raise again (Python docs,
     signal module, "Note on SIGPIPE"); returns the exit code to end with."""
-    import os
-    import sys
-
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_BROKEN_PIPE
 

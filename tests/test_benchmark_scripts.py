@@ -1,4 +1,5 @@
-"""The benchmark scripts meet a wrong --run as the CLI does: one line naming the folder, exit code 2."""
+"""The benchmark scripts meet a wrong --run as the CLI does (one line naming the folder, exit code 2), and a reader
+that stops early as well."""
 import runpy
 import sys
 from pathlib import Path
@@ -26,3 +27,17 @@ def test_a_folder_that_is_not_a_run_is_one_line_exit_2(script, tmp_path, monkeyp
     assert len(err) == 1 and err[0].startswith(f"{script}.py: error: {tmp_path}")
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`python benchmarks/joint_vs_int8.py ... | head -1`: every script ends through ``benchmarks.entry.run``,
+    which ends quietly, as `hynas` does, when the pipe closes before it writes."""
+    import subprocess
+
+    from search_space.errors import EXIT_BROKEN_PIPE
+
+    printing = "from benchmarks.entry import run; run(lambda: print('row\\n' * 100_000))"
+    proc = subprocess.Popen([sys.executable, "-c", printing], cwd=BENCHMARKS.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert err.decode() == "" and proc.returncode == EXIT_BROKEN_PIPE

@@ -92,7 +92,7 @@ def test_int8_onnx_model_agrees_with_the_fake_quantized_subnet(trained, tmp_path
         reference = simulated(images).argmax(1).numpy()
     assert (reference == labels.numpy()).mean() > 0.5  # a trained net, so agreement is not trivial
     assert (predicted == reference).mean() >= 0.95
-    assert "QuantizeLinear" in {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(int8)).graph.node}
 
 
 def test_attention_exports_with_constant_reshapes_and_a_dynamic_batch(tiny_space, tmp_path):
