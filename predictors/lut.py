@@ -33,7 +33,8 @@ from search_space.schema import to_plain
 # /1 had one scale, and its int8 layers were timed with the artefact ``onnx_io.unshare_initializers`` removes;
 # /2 one constant, for a stem and head always in int8 (before ``HybridSpace.frame_int8``); /3 timed attention
 # layers with run-time shape arithmetic and every call through ``session.run`` (before ``onnx_io.timed_call``)
-FORMAT = "hynas-latency-lut/4"
+# /4 timed int8 layers with their fake quantization exported as float arithmetic (session 26)
+FORMAT = "hynas-latency-lut/5"
 
 
 def layer_kind(block: str, int8: bool) -> str:

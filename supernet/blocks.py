@@ -15,7 +15,7 @@ from torch import nn
 from search_space.arch import LayerArch
 from search_space.costs import LayerConfig
 from supernet.elastic import ElasticBatchNorm2d, ElasticConv2d, ElasticLayerNorm, ElasticLinear
-from supernet.quant import ActQuant
+from supernet.quant import ActQuant, without_activation_quantizers
 
 
 def mbconv(x: torch.Tensor, ops) -> torch.Tensor:
@@ -159,12 +159,13 @@ class StaticAttention(nn.Module):
 
 
 def standalone_layer(cfg: LayerConfig) -> nn.Module:
-    """One layer of this configuration as a static block with fresh weights: what ``hynas profile``
-    times. Latency does not depend on the weights' values, only on the shapes and precision."""
+    """One layer of this configuration as a static block with fresh weights and no activation quantizers
+    (as ``Supernet.extract(..., simulate_activations=False)``, what subnets are timed as): what ``hynas
+    profile`` times. Latency does not depend on the weights' values, only on the shapes and precision."""
     layer, bits = cfg.layer, (cfg.layer.abits,)
     if layer.block == "conv":
         branch = ConvBranch(cfg.c_in, cfg.c_out, layer.expand, layer.kernel, cfg.stride, bits)
     else:
         branch = AttnBranch(cfg.c_in, cfg.c_out, layer.heads, cfg.head_dim, layer.mlp_ratio, cfg.stride,
                             cfg.c_in != cfg.c_out, bits)
-    return branch.static(layer, cfg.c_in, cfg.c_out).eval()
+    return without_activation_quantizers(branch.static(layer, cfg.c_in, cfg.c_out)).eval()

@@ -13,7 +13,7 @@ from search_space.arch import Arch
 from search_space.hybrid import HybridSpace
 from supernet.blocks import AttnBranch, ConvBranch
 from supernet.elastic import ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
-from supernet.quant import FULL_PRECISION, ActQuant, FrozenActQuant
+from supernet.quant import FULL_PRECISION, ActQuant, FrozenActQuant, without_activation_quantizers
 
 
 def _bit_choices(space: HybridSpace) -> tuple[int, ...]:
@@ -100,10 +100,7 @@ class Supernet(nn.Module):
             q_head=self.q_head.frozen(bits), head=self.head.static(c_in, self.space.input.classes, bits))
         subnet.arch_str = arch.to_str()
         if not simulate_activations:
-            for name, module in list(subnet.named_modules()):
-                if isinstance(module, FrozenActQuant):
-                    parent, _, attr = name.rpartition(".")
-                    setattr(subnet.get_submodule(parent) if parent else subnet, attr, nn.Identity())
+            without_activation_quantizers(subnet)
         return subnet.train(self.training)
 
 

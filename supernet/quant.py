@@ -86,3 +86,15 @@ class FrozenActQuant(nn.Module):
         if self.bits >= FULL_PRECISION:
             return x
         return fake_quant_act(x, self.range[0], self.range[1], self.bits)
+
+
+def without_activation_quantizers(module: nn.Module) -> nn.Module:
+    """``module`` with each ``FrozenActQuant`` replaced, in place, by the identity: the float graph a
+    runtime executes. ONNX Runtime's int8 models quantize with their own QDQ nodes; fake quantization
+    exported into the graph as float arithmetic (Div, Round, Clip, ...) is work no deployment does, and
+    it made the lookup table time int8 layers 1.4-2.3x slow (docs/experiments.md, session 26)."""
+    for name, child in list(module.named_modules()):
+        if isinstance(child, FrozenActQuant):
+            parent, _, attr = name.rpartition(".")
+            setattr(module.get_submodule(parent) if parent else module, attr, nn.Identity())
+    return module
