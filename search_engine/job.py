@@ -165,7 +165,7 @@ def _latency_tables(job: SearchJob, config: ExperimentConfig, run_dir: Path) -> 
             try:
                 table = LatencyTable.load(path, space)
             except ConfigError as err:
-                log.warning("not using %s as a latency estimate: %s", path, err)
+                log.warning("%s; the search measures latency without it", err)  # err names the file
                 continue
             if not table.complete:
                 continue
