@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.entry import run  # noqa: E402
 from search_engine.deploy import run_config  # noqa: E402
 from search_engine.evaluators.latency_lut import LutLatencyEvaluator  # noqa: E402
-from search_engine.run_folder import latency_table_path  # noqa: E402
+from search_engine.pipeline import profiled_table  # noqa: E402
 from search_space.config import load_hardware  # noqa: E402
 from search_space.errors import ConfigError  # noqa: E402
 from supernet.calibration import accuracy, calibrated  # noqa: E402
@@ -48,7 +48,7 @@ def main() -> None:
     trained = load_trained(config, config.checkpoint_path(a.run))
     space, data, net, bn = trained.space, trained.data, trained.supernet, config.train.bn_batches
     profile = load_hardware(config.hardware[0])
-    lut = latency_table_path(a.run, profile)
+    lut = Path(profile.lut) if profile.lut else profiled_table(a.run, profile.name)
     if not lut.is_file():
         raise ConfigError(f"{lut}: no latency table; `hynas profile --config {a.run / 'config.yaml'} --out {lut}` "
                          "makes one")

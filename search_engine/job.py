@@ -18,7 +18,7 @@ from results.store import ResultsStore
 from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
-from search_engine.run_folder import ensure_run_folder, latency_table_path
+from search_engine.run_folder import ensure_run_folder
 from search_engine.runners import RUNNERS, load_runner
 from search_engine.strategies import STRATEGIES, Strategy
 from search_space.arch import Arch
@@ -118,13 +118,11 @@ def _check_satisfiable(space, constraints, source: str) -> None:
                               f"is {best:g}")
 
 
-def make_strategy(job: SearchJob, config: ExperimentConfig, run_dir: Path) -> Strategy:
+def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:
     space = job.space
-    exact, precheck, hints = {}, None, {}
+    exact, precheck = {}, None
     if isinstance(space, HybridSpace):
-        tables = _latency_tables(job, config, run_dir)
-        known = _known_before_measuring(job, config, tables)
-        hints = {o.name: tables[o.name] for o in job.objectives if o.name in tables}
+        known = _known_before_measuring(job, config)
         # Latency from a table stays predicted as an objective: computed exactly, it searched no better (3 demo
         # searches, docs/experiments.md, session 24); as a constraint it keeps every measurement inside the limit.
         exact = {o.name: known[o.name] for o in job.objectives if o.name in ANALYTIC_OBJECTIVES}
@@ -134,7 +132,7 @@ def make_strategy(job: SearchJob, config: ExperimentConfig, run_dir: Path) -> St
                 return all(c.satisfied({c.name: known[c.name](arch)}) for c in checkable)
     search = config.search
     options = {"initial": job.initial, "predictor": search.predictor, "inner": search.inner,
-               "local_share": search.local_share, "hints": hints} if search.strategy == "linas" else {}
+               "local_share": search.local_share} if search.strategy == "linas" else {}
     return STRATEGIES.get(config.search.strategy)(space, job.objectives, job.constraints, seed=config.seed,
                                                   precheck=precheck, exact=exact, **options)
 
@@ -150,45 +148,20 @@ class EvaluatorRecipe:
         return make_evaluator(build_job(self.config), self.config, self.run_dir)
 
 
-def _latency_tables(job: SearchJob, config: ExperimentConfig, run_dir: Path) -> dict[str, Callable[[Arch], float]]:
-    """Latency name -> its lookup table's value of an arch, for each latency the job measures or limits whose
-    hardware profile has a table: the profile's own ``lut:`` (then the value is what the evaluator reports), or
-    the one ``hynas run`` profiled into the run folder (then an estimate of the measured value). A run's table
-    that cannot be read is left out with a warning: the search measures latency without it."""
-    space = job.space
-    tables = {}
-    for name, profile in latency_profiles(job, config).items():
-        path = latency_table_path(run_dir, profile)
-        if profile.lut is None:
-            if not path.is_file():
-                continue
-            try:
-                table = LatencyTable.load(path, space)
-            except ConfigError as err:
-                log.warning("%s; the search measures latency without it", err)  # err names the file
-                continue
-            if not table.complete:
-                continue
-            log.info("%s: the lookup table %s estimates it for the predictors (measured all the same)", name, path)
-        else:
-            table = LatencyTable.load(path, space)
-        # linas asks for these of every arch its inner search visits, often the same arch again
-        tables[name] = functools.lru_cache(maxsize=1 << 16)(
-            functools.partial(table.predict, space, runs_int8=profile.runs_int8))
-    return tables
-
-
-def _known_before_measuring(job: SearchJob, config: ExperimentConfig,
-                            tables: dict[str, Callable[[Arch], float]]) -> dict[str, Callable[[Arch], float]]:
+def _known_before_measuring(job: SearchJob, config: ExperimentConfig) -> dict[str, Callable[[Arch], float]]:
     """The values of a hybrid arch that cost microseconds to know before measuring it: analytic costs, and
     latency where a hardware profile reads it from a lookup table (the search's own evaluator reads the same
     table, so the value is the one it would measure)."""
     space = job.space
-    costs_of = functools.lru_cache(maxsize=1 << 16)(lambda arch: arch_costs(space, arch).as_dict())
+    # linas asks for these of every arch its inner search visits, often the same arch again
+    cached = functools.lru_cache(maxsize=1 << 16)  # a decorator: each function it wraps gets its own cache
+    costs_of = cached(lambda arch: arch_costs(space, arch).as_dict())
     known: dict[str, Callable[[Arch], float]] = {name: (lambda arch, n=name: costs_of(arch)[n])
                                                  for name in ANALYTIC_OBJECTIVES}
-    known.update({name: tables[name] for name, profile in latency_profiles(job, config).items()
-                  if profile.lut is not None})
+    for name, profile in latency_profiles(job, config).items():
+        if profile.lut is not None:
+            table = LatencyTable.load(Path(profile.lut), space)
+            known[name] = cached(functools.partial(table.predict, space, runs_int8=profile.runs_int8))
     return known
 
 
@@ -297,7 +270,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
     lower, upper = job.space.bounds()
     store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)
-    strategy = make_strategy(job, config, run_dir)
+    strategy = make_strategy(job, config)
     profiles = [load_hardware(name) for name in config.hardware]
     node = next((p.node for p in profiles if p.node and p.lut is None), None)
     threads = max((p.threads for p in profiles), default=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from search_space.config import ExperimentConfig, HardwareProfile
+from search_space.config import ExperimentConfig
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 
@@ -50,16 +50,6 @@ def prepare_output_file(path: Path, resume: bool, force: bool) -> None:
     elif resume:
         raise ConfigError(f"{path}: nothing to resume there; drop --resume to start")
     path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def profiled_table(run_dir: Path, profile_name: str) -> Path:
-    """Where ``hynas run`` keeps the lookup table it profiles for a hardware profile without its own ``lut:``."""
-    return run_dir / f"lut_{profile_name}.json"
-
-
-def latency_table_path(run_dir: Path, profile: HardwareProfile) -> Path:
-    """The lookup table of ``profile`` for a run: its own ``lut:``, else the one ``hynas run`` profiled."""
-    return Path(profile.lut) if profile.lut else profiled_table(run_dir, profile.name)
 
 
 def attach_log_file(folder: Path) -> logging.Handler:

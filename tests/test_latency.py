@@ -10,11 +10,10 @@ import pytest
 import torch
 import yaml
 
-from predictors.lut import FORMAT as LUT_FORMAT, LatencyTable
+from predictors.lut import LatencyTable
 from search_engine.evaluators.latency import LatencyEvaluator
 from search_engine.latency_meter import MIN_CALLS, LatencyMeter, time_interleaved
 from search_engine.profiling import distinct_layers, fit_scales, profile_space
-from search_engine.run_folder import profiled_table
 from search_space.arch import LayerArch
 from search_space.config import HardwareProfile, load_config
 from search_space.costs import LayerConfig
@@ -277,41 +276,12 @@ def test_a_latency_limit_on_a_table_keeps_every_arch_linas_asks_for_inside_it(ti
     limit = float(np.median(list(latency.values())))
     config = load_config(_lut_config(tmp_path, space_file, lut), [
         "search.strategy=linas", f"search.constraints=[latency_ms<={limit}]", "search.batch_size=6"])
-    strategy = make_strategy(build_job(config), config, tmp_path)
+    strategy = make_strategy(build_job(config), config)
     asked = strategy.ask(12)  # the first batch, drawn at random: before, about half of it past the limit
     assert len(asked) == 12 and all(table.predict(tiny_space, a, ORT.runs_int8) <= limit for a in asked)
     strategy.tell(asked, [Metrics({"latency_ms": table.predict(tiny_space, a, ORT.runs_int8), "size_mb": 1.0}, 0.0, {})
                           for a in asked])
     assert all(table.predict(tiny_space, a, ORT.runs_int8) <= limit for a in strategy.ask(6))  # a predicted round
-
-
-def test_linas_in_a_run_folder_with_a_profiled_table_ranks_latency_with_it(tiny_space, tmp_path, caplog):
-    from search_engine.job import build_job, make_strategy
-
-    space_file = tmp_path / "tiny_lut.yaml"
-    space_file.write_text(yaml.safe_dump(TINY_SPACE))
-    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(FAST_ORT))  # latency measured, no lut:
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump({
-        "name": "hint", "space": str(space_file), "hardware": [str(tmp_path / "hw.yaml")],
-        "search": {"objectives": ["latency_ms:min", "size_mb:min"], "strategy": "linas"}}))
-    config = load_config(tmp_path / "run.yaml")
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    assert make_strategy(build_job(config), config, run_dir).hints == {}  # no table: measured latency alone
-    lut = profiled_table(run_dir, ORT.name)  # what `hynas run` profiles before it searches
-    profile_space(tiny_space, ORT, lut, fit_archs=3, progress=False)
-    table = LatencyTable.load(lut, tiny_space)
-    strategy = make_strategy(build_job(config), config, run_dir)
-    arch = tiny_space.largest()
-    estimate = table.predict(tiny_space, arch, ORT.runs_int8)
-    assert strategy.hints["latency_ms"](arch) == estimate
-    assert strategy._feature_matrix([arch])[0, -1] == pytest.approx(np.log10(estimate))
-    assert strategy._models["latency_ms"].views["estimate:latency_ms"].tolist() == [len(tiny_space.features(arch))]
-    # a table that cannot be read (an older format) is left out with a warning, not an error
-    lut.write_text(lut.read_text().replace(LUT_FORMAT, "hynas-latency-lut/4"))
-    with caplog.at_level("WARNING", logger="hynas.search"):
-        assert make_strategy(build_job(config), config, run_dir).hints == {}
-    assert f"{lut}: not a readable latency table" in caplog.text and "measures latency without it" in caplog.text
 
 
 @pytest.mark.parametrize("damage,named", [

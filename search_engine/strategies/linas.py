@@ -3,8 +3,7 @@
 Each round after an initial random batch:
 
 1. fit one predictor per measured objective on every measured arch (objectives with an
-   exact formula, such as model size, are computed instead of predicted); cheap estimates of an
-   objective that the caller has (``hints``: a lookup table's latency) join the features;
+   exact formula, such as model size, are computed instead of predicted);
 2. a share of the batch comes from the archs one gene away from a measured arch on the first
    two non-dominated fronts;
 3. the rest from those neighbours plus every arch a pymoo NSGA-II (NSGA-III or AGE-MOEA
@@ -38,8 +37,6 @@ predicted to violate them, and constraints on exact values are checked before pr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 from pymoo.algorithms.moo.nsga3 import NSGA3
@@ -80,8 +77,7 @@ class _PredictedProblem(Problem):
 class Linas(Strategy):
     def __init__(self, *args, initial: int = 20, predictor: str = "auto", inner: str = "nsga2",
                  inner_population: int = 100, inner_generations: int = 40, shortlist: int = 1000,
-                 local_share: float | str = 0.5, hints: Mapping[str, Callable[[Any], float]] | None = None,
-                 **kwargs) -> None:
+                 local_share: float | str = 0.5, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if inner not in INNER_ALGORITHMS:
             raise ConfigError(f"linas inner search {inner!r} is not available; "
@@ -92,14 +88,7 @@ class Linas(Strategy):
         self.initial, self.inner, self.shortlist, self.local_share = initial, inner, shortlist, local_share
         self.inner_population, self.inner_generations = inner_population, inner_generations
         self.predicted = [o for o in self.objectives if o.name not in self.exact]
-        # Cheap estimates of an objective (a lookup table's latency) join the features, log10, each its own view:
-        # on the demo's 80 measured archs a table ranks measured latency at tau 0.97 where the features reach
-        # 0.87-0.91 (docs/experiments.md, "Search", session 26).
-        self.hints = dict(hints or {})
-        views = self.space.feature_views()  # the parts of a space's features, end to end
-        width = sum(len(columns) for columns in views.values())
-        views |= {f"estimate:{name}": np.array([width + i]) for i, name in enumerate(self.hints)}
-        options = {"views": views} if predictor == "auto" else {}
+        options = {"views": self.space.feature_views()} if predictor == "auto" else {}
         self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed, **options) for o in self.predicted}
         self._features: dict = {}
         self._networks: set = set()  # space.network of every arch told, measured or failed
@@ -118,8 +107,7 @@ class Linas(Strategy):
         rows = []
         for arch in archs:
             if arch not in self._features:
-                estimates = np.log10([estimate(arch) for estimate in self.hints.values()])
-                self._features[arch] = np.concatenate([self.space.features(arch), estimates])
+                self._features[arch] = self.space.features(arch)
             rows.append(self._features[arch])
         return np.stack(rows)
 
