@@ -81,9 +81,9 @@ class Supernet(nn.Module):
         """A standalone model of ``arch``: copied weights (fake-quantized once), frozen activation
         ranges and BatchNorm statistics as they are now (recalibrate first), no elastic parts.
 
-        ``simulate_activations=False`` leaves out the activation quantizers: the float graph a
-        runtime without integer kernels would execute (for timing in torch eager mode, where
-        fake quantization only adds work that no deployment does)."""
+        ``simulate_activations=False`` leaves out the activation quantizers
+        (``quant.without_activation_quantizers``): the float graph a runtime executes, what latency is
+        timed on (torch eager, or ONNX Runtime, whose int8 models add their own QDQ nodes to it)."""
         self.space.validate(arch)
         bits = self.space.quantization.stem_head_bits
         stem = self.space.stem

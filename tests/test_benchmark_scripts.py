@@ -1,10 +1,13 @@
 """The benchmark scripts meet a wrong --run as the CLI does (one line naming the folder, exit code 2), and a reader
 that stops early as well."""
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from search_space.errors import EXIT_BROKEN_PIPE
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 TAKES_A_RUN = ["fault_drill", "int8_speedup", "joint_ceiling", "joint_vs_int8", "ray_scaling", "supernet_fidelity",
@@ -31,10 +34,6 @@ def test_a_folder_that_is_not_a_run_is_one_line_exit_2(script, tmp_path, monkeyp
 def test_a_reader_that_stops_early_gets_no_traceback():
     """`python benchmarks/joint_vs_int8.py ... | head -1`: every script ends through ``benchmarks.entry.run``,
     which ends quietly, as `hynas` does, when the pipe closes before it writes."""
-    import subprocess
-
-    from search_space.errors import EXIT_BROKEN_PIPE
-
     printing = "from benchmarks.entry import run; run(lambda: print('row\\n' * 100_000))"
     proc = subprocess.Popen([sys.executable, "-c", printing], cwd=BENCHMARKS.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
