@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -421,8 +422,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {chosen.arch} to {out}: accuracy of the exported model validation "
           f"{result.accuracy['validation']:.2f} %, test {result.accuracy['test']:.2f} %")
     for name, value in result.checks.items():
-        print(f"  {name:17s} " + (f"top-1 agreement {100 * value:.1f} % where the supernet decides clearly"
-                                   if name == "model_int8.onnx" else f"max abs logit difference {value:.1e}"))
+        print(f"  {name:17s} " + (f"max abs logit difference {value:.1e}" if name != "model_int8.onnx" else
+                                   f"top-1 agreement {100 * value:.1f} % where the supernet decides clearly"
+                                   if not math.isnan(value) else "not checked: the supernet decides no image clearly"))
     print(f"how to load each file: {out / 'README.md'}")
     return 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,10 +247,14 @@ def _export(config: ExperimentConfig, run_dir: Path, validated: list[dict], job:
             trained = trained or load_trained(config, run.checkpoint)
             record = next(r for r in run.records if r.number == int(row["trial"]))
             try:
-                export_pick(run, trained, Pick(job.space.arch_from_str(record.arch), folder.name, record), folder)
+                result = export_pick(run, trained, Pick(job.space.arch_from_str(record.arch), folder.name, record),
+                                     folder)
             except ExportError as err:  # the artefacts and their README are there; the report says what failed
                 log.warning("%s", err)
                 what += " (a check FAILED: see its README)"
+            else:
+                if any(math.isnan(v) for v in result.checks.values()):
+                    what += " (int8 not checked: see its README)"
         out.append((what, folder))
     return out
 

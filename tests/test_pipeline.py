@@ -212,6 +212,24 @@ def test_a_run_configured_for_a_gpu_exports_on_a_cpu(pipeline_run, tmp_path, cap
     assert yaml.safe_load((tmp_path / "out" / "arch.yaml").read_text())["checks"]["model.pt"] <= 1e-4
 
 
+def test_an_int8_export_of_a_model_that_decides_nothing_clearly_is_unchecked_not_failed(tiny_run, tmp_path):
+    from search_engine.deploy import int8_capable
+    from supernet.export import export_subnet
+
+    folder, run = tiny_run
+    trained = load_trained(load_config(str(folder / "tiny.yaml")), run / "supernet.pt")
+    net, space = trained.supernet, trained.space
+    with torch.no_grad():  # near-equal logits, as a barely trained supernet gives: int8 rounding flips near-ties
+        net.head.weight.mul_(1e-3)
+        net.head.bias.mul_(1e-3)
+    arch = space.uniform_int8(space.largest())
+    result = export_subnet(net, arch, trained.data, tmp_path / "out", 2, int8_capable)  # before: ExportError
+    assert np.isnan(result.checks["model_int8.onnx"]) and result.checks["model_fp32.onnx"] <= 1e-3
+    assert np.isnan(yaml.safe_load((tmp_path / "out" / "arch.yaml").read_text())["checks"]["model_int8.onnx"])
+    assert "| `model_int8.onnx` | not checked: the supernet decides none of the" in (tmp_path / "out" / "README.md"
+                                                                                    ).read_text()
+
+
 def test_run_resume_finishes_without_redoing_work(pipeline_run, capsys):
     folder, run = pipeline_run
     measured = (run / "measured.csv").read_text()
