@@ -225,14 +225,17 @@ def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
         return
     from supernet.checkpoint import load_checkpoint
     from supernet.data import load_dataset, loading_once
-    from supernet.train import refuse_other_data
+    from supernet.train import refuse_other_data, split_seed
 
     in_process = trains or config.search.runner != "ray"  # Ray workers read their own data set
     with loading_once() if in_process else contextlib.nullcontext():
-        data = load_dataset(config.data, job.space.input, config.seed)
         if config.checkpoint or not trains:  # a run's own checkpoint is the training's to check, with its settings
             checkpoint = config.checkpoint_path(run_dir)
-            refuse_other_data(checkpoint, load_checkpoint(checkpoint, job.space), data)
+            state = load_checkpoint(checkpoint, job.space)
+            data = load_dataset(config.data, job.space.input, split_seed(state, config.seed))
+            refuse_other_data(checkpoint, state, data)
+        else:
+            data = load_dataset(config.data, job.space.input, config.seed)
         if not in_process:
             data = None  # checked; no copy held here for the whole search
         yield data

@@ -229,12 +229,15 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
     return TrainOutcome(net, history, checkpoint)
 
 
-def load_supernet(space: HybridSpace, checkpoint: Path, device: str | torch.device = "cpu",
-                  data: Dataset | None = None) -> Supernet:
-    """A trained supernet from its checkpoint, in eval mode; refused if not trained on ``data`` (when given)."""
-    state = load_checkpoint(checkpoint, space)
-    if data is not None:
-        refuse_other_data(checkpoint, state, data)
+def split_seed(state: dict, default: int) -> int:
+    """The seed of the train / validation / test split a checkpoint was trained on (its training's seed; ``default``
+    for a checkpoint that does not say). A search with any other ``--seed`` measures on that split: the only
+    validation images the supernet never trained on."""
+    return state.get("seed", default)
+
+
+def supernet_from_state(space: HybridSpace, state: dict, device: str | torch.device = "cpu") -> Supernet:
+    """The trained supernet of a loaded checkpoint, in eval mode."""
     net = Supernet(space)
     net.load_state_dict(state["model"])
     return net.to(device).eval()

@@ -7,10 +7,11 @@ from pathlib import Path
 from search_space.config import ExperimentConfig, load_space
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
+from supernet.checkpoint import load_checkpoint
 from supernet.data import Dataset, load_dataset
 from supernet.device import checked_device
 from supernet.model import Supernet
-from supernet.train import load_supernet
+from supernet.train import refuse_other_data, split_seed, supernet_from_state
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,14 @@ class Trained:
 
 
 def load_trained(config: ExperimentConfig, checkpoint: Path, device: str | None = None) -> Trained:
-    """The supernet on ``device`` (``--device``), else on the config's."""
+    """The supernet on ``device`` (``--device``), else on the config's, with the data set split as it was
+    trained (whatever the config's seed); refused if those are not the images it was trained on."""
     space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise ConfigError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     where = "--device" if device else f"{config.source}: device"
-    data = load_dataset(config.data, space.input, config.seed)
-    net = load_supernet(space, checkpoint, checked_device(device or config.device, where), data)
-    return Trained(space, data, net)
+    target = checked_device(device or config.device, where)
+    state = load_checkpoint(checkpoint, space)
+    data = load_dataset(config.data, space.input, split_seed(state, config.seed))
+    refuse_other_data(checkpoint, state, data)
+    return Trained(space, data, supernet_from_state(space, state, target))

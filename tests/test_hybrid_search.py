@@ -82,3 +82,18 @@ def test_unknown_latency_profile_is_rejected(tiny_run, tmp_path, capsys):
 
 def test_space_presets_load():
     assert load_space("mnist_hybrid").input.size == 28
+
+
+def test_a_search_with_another_seed_measures_on_the_split_its_supernet_was_trained_on(tiny_run, tmp_path, capsys):
+    from tests.conftest import write_trained_config
+
+    config = write_trained_config(tiny_run, tmp_path, "reseeded", objectives=["accuracy:max", "size_mb:min"],
+                                  budget=3, batch_size=3, initial=3)
+    measured = {}
+    for seed in (0, 1):  # the tiny supernet was trained with seed 0, which also drew its data split
+        code, err = run_cli(["search", "--config", str(config), "--out", str(tmp_path / f"s{seed}"), "--seed",
+                             str(seed), "-q"], capsys)
+        assert code == 0, err  # before: seed 1 split the images anew and was refused as "other images"
+        rows = csv.DictReader((tmp_path / f"s{seed}" / "measured.csv").open())
+        measured[seed] = {r["arch"]: r["accuracy"] for r in rows}
+    assert measured[1] == measured[0]  # the largest, its int8 copy and the smallest, on the same validation images
