@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.entry import run  # noqa: E402
 from search_engine.deploy import run_config  # noqa: E402
 from search_engine.evaluators.latency_lut import LutLatencyEvaluator  # noqa: E402
-from search_engine.pipeline import profiled_table  # noqa: E402
+from search_engine.job import profiled_table  # noqa: E402
 from search_space.config import load_hardware  # noqa: E402
 from search_space.errors import ConfigError  # noqa: E402
 from supernet.calibration import accuracy, calibrated  # noqa: E402

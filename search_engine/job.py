@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +119,55 @@ def _check_satisfiable(space, constraints, source: str) -> None:
                               f"is {best:g}")
 
 
-def make_strategy(job: SearchJob, config: ExperimentConfig) -> Strategy:
+def profiled_table(run_dir: Path, profile_name: str) -> Path:
+    """Where ``hynas run`` keeps the lookup table it profiles for a hardware profile without its own ``lut:``."""
+    return run_dir / f"lut_{profile_name}.json"
+
+
+def _estimated_before_measuring(job: SearchJob, config: ExperimentConfig,
+                                run_dir: Path) -> dict[str, tuple[Callable[[Arch], float], float]]:
+    """Latency that a profile measures, estimated from the table ``hynas run`` profiled for it on this machine (in
+    the run folder), with the table's largest relative error on the subnets its scales were fitted on: enough to
+    skip archs sure to break a latency limit, never a stand-in for the measurement."""
+    estimates = {}
+    for name, profile in latency_profiles(job, config).items():
+        path = profiled_table(run_dir, profile.name)
+        if profile.lut is not None or profile.node or not path.is_file():
+            continue
+        table = LatencyTable.load(path, job.space)
+        if table.complete and table.machine.get("host") == socket.gethostname():
+            estimate = functools.lru_cache(maxsize=1 << 16)(
+                functools.partial(table.predict, job.space, runs_int8=profile.runs_int8))
+            estimates[name] = (estimate, float(table.fit.get("max_abs_error", 0.0)))
+    return estimates
+
+
+def _may_satisfy(constraint: Constraint, estimate: float, error: float) -> bool:
+    """Whether some value within ``error`` (relative) of ``estimate`` meets ``constraint``."""
+    return any(constraint.satisfied({constraint.name: estimate * f}) for f in (1 - error, 1 + error))
+
+
+def make_strategy(job: SearchJob, config: ExperimentConfig, run_dir: Path | None = None) -> Strategy:
+    """The configured strategy, told what can be checked before measuring: constraints on analytic values and on
+    latency from a table exactly; with ``run_dir``, latency limits a profile measures also against the run's own
+    table, skipping only archs that break them by more than the table's error."""
     space = job.space
     exact, precheck = {}, None
     if isinstance(space, HybridSpace):
         known = _known_before_measuring(job, config)
+        estimated = _estimated_before_measuring(job, config, run_dir) if run_dir is not None else {}
         # Latency from a table stays predicted as an objective: computed exactly, it searched no better (3 demo
         # searches, docs/experiments.md, session 24); as a constraint it keeps every measurement inside the limit.
         exact = {o.name: known[o.name] for o in job.objectives if o.name in ANALYTIC_OBJECTIVES}
         checkable = [c for c in job.constraints if c.name in known]
-        if checkable:
+        bounded = [c for c in job.constraints if c.name in estimated and c.name not in known]
+        for c in bounded:
+            log.info("'%s' checked before measuring against this run's latency table (skipping archs past it by "
+                     "more than the table's %.0f %% error)", c, 100 * estimated[c.name][1])
+        if checkable or bounded:
             def precheck(arch) -> bool:
-                return all(c.satisfied({c.name: known[c.name](arch)}) for c in checkable)
+                return (all(c.satisfied({c.name: known[c.name](arch)}) for c in checkable) and
+                        all(_may_satisfy(c, estimated[c.name][0](arch), estimated[c.name][1]) for c in bounded))
     search = config.search
     options = {"initial": job.initial, "predictor": search.predictor, "inner": search.inner,
                "local_share": search.local_share} if search.strategy == "linas" else {}
@@ -273,7 +311,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
     lower, upper = job.space.bounds()
     store = ResultsStore(url, config.name, job.objectives, job.space.name, len(upper), upper)
-    strategy = make_strategy(job, config)
+    strategy = make_strategy(job, config, run_dir)
     profiles = [load_hardware(name) for name in config.hardware]
     node = next((p.node for p in profiles if p.node and p.lut is None), None)
     threads = max((p.threads for p in profiles), default=1)

@@ -27,7 +27,7 @@ from results.plots import Series, plot_hypervolume, plot_pairs
 from results.report import ReportInput, write_report
 from results.store import Record
 from search_engine.evaluators import CompositeEvaluator, Evaluator
-from search_engine.job import SearchJob, build_job, latency_profiles, make_evaluator, run_job
+from search_engine.job import SearchJob, build_job, latency_profiles, make_evaluator, profiled_table, run_job
 from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
 from search_space.config import TABULAR_SPACES, ExperimentConfig
@@ -101,11 +101,6 @@ def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress
         return
     train_supernet(space, data, config.train, config.seed, checkpoint, resume=resume, device=config.device,
                    progress=progress)
-
-
-def profiled_table(run_dir: Path, profile_name: str) -> Path:
-    """Where ``hynas run`` keeps the lookup table it profiles for a hardware profile without its own ``lut:``."""
-    return run_dir / f"lut_{profile_name}.json"
 
 
 def _profile(config: ExperimentConfig, job: SearchJob, run_dir: Path, progress: bool) -> None:

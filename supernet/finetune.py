@@ -91,6 +91,7 @@ def finetune_subnet(net: Supernet, arch: Arch, data: Dataset, cfg: TrainConfig, 
     after = _scores(student, arch, data, cfg.bn_batches)
     save_checkpoint(checkpoint, {"space": to_plain(net.space), "model": student.state_dict(), "arch": arch.to_str(),
                                  "finetune": {"epochs": epochs, "seed": seed, "before": before, "after": after}})
-    log.info("fine-tuned %s for %d epochs: validation %.2f -> %.2f %%, test %.2f -> %.2f %%", arch, epochs,
+    # debug: the outcome is returned, and `hynas finetune` prints it (at info it showed twice on the console)
+    log.debug("fine-tuned %s for %d epochs: validation %.2f -> %.2f %%, test %.2f -> %.2f %%", arch, epochs,
              before["val"], after["val"], before["test"], after["test"])
     return FinetuneOutcome(student, before, after, checkpoint)

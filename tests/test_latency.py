@@ -284,6 +284,31 @@ def test_a_latency_limit_on_a_table_keeps_every_arch_linas_asks_for_inside_it(ti
     assert all(table.predict(tiny_space, a, ORT.runs_int8) <= limit for a in strategy.ask(6))  # a predicted round
 
 
+def test_a_measured_latency_limit_is_checked_against_the_runs_own_table_before_measuring(tiny_space, tmp_path):
+    from search_engine.job import build_job, make_strategy, profiled_table
+
+    space_file = tmp_path / "tiny_lut.yaml"
+    space_file.write_text(yaml.safe_dump(TINY_SPACE))
+    (tmp_path / "measured.yaml").write_text(yaml.safe_dump(FAST_ORT))  # measures: no lut of its own
+    run = tmp_path / "run"
+    run.mkdir()
+    table = profile_space(tiny_space, ORT, profiled_table(run, ORT.name), fit_archs=3, progress=False)
+    error = table.fit["max_abs_error"]
+    rng = np.random.default_rng(0)
+    estimates = [table.predict(tiny_space, a, ORT.runs_int8) for a in (tiny_space.sample(rng) for _ in range(200))]
+    limit = float(np.quantile(estimates, 0.3)) * (1 + error)  # a third or so of the space is sure to break it
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "c", "space": str(space_file), "hardware": [str(tmp_path / "measured.yaml")], "seed": 3,
+        "search": {"objectives": ["latency_ms:min", "size_mb:min"], "budget": 12, "batch_size": 6,
+                   "strategy": "linas", "constraints": [f"latency_ms<={limit}"]}}))
+    config = load_config(str(tmp_path / "c.yaml"))
+    asked = make_strategy(build_job(config), config, run).ask(12)  # before: the table beside the run was ignored
+    assert len(asked) == 12
+    assert all(table.predict(tiny_space, a, ORT.runs_int8) * (1 - error) <= limit for a in asked)
+    elsewhere = make_strategy(build_job(config), config, tmp_path).ask(12)  # no table there: only measuring can tell
+    assert any(table.predict(tiny_space, a, ORT.runs_int8) * (1 - error) > limit for a in elsewhere)
+
+
 @pytest.mark.parametrize("damage,named", [
     (lambda p: p.write_text("{not json"), "not a readable latency table"),
     # a table timed by an earlier protocol: its numbers are not what the meter measures now
