@@ -27,7 +27,8 @@ from search_space.config import ExperimentConfig, load_hardware, load_space
 from search_space.costs import arch_costs
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
-from search_space.objectives import ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, Constraint, Objective, parse_objectives
+from search_space.objectives import (ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, MEASURED_RANGES, Constraint, Objective,
+                                     parse_objectives)
 from search_space.tabular import TabularSpace
 
 log = logging.getLogger("hynas.search")
@@ -104,19 +105,25 @@ def build_job(config: ExperimentConfig) -> SearchJob:
 
 def _check_satisfiable(space, constraints, source: str) -> None:
     """Refuse a constraint no arch can meet, judged by the extremes of the space (hybrid, analytic
-    values: the smallest and largest archs bound every cost) or of the table's column."""
+    values: the smallest and largest archs bound every cost), of the table's column, or of what a measurement
+    can give at all (accuracy in 0-100 %, a latency above 0)."""
     for c in constraints:
+        below = c.op in ("<=", "<")
+        base = c.name.split("@", 1)[0]
         if isinstance(space, TabularSpace):
             column = space.table.columns[c.name]
-            best = column.min() if c.op in ("<=", "<") else column.max()
+            best = column.min() if below else column.max()
+            why = f"the best value in the space is {best:g}"
         elif c.name in ANALYTIC_OBJECTIVES:
-            extreme = space.smallest() if c.op in ("<=", "<") else space.largest()
-            best = arch_costs(space, extreme).as_dict()[c.name]
+            best = arch_costs(space, space.smallest() if below else space.largest()).as_dict()[c.name]
+            why = f"the best value in the space is {best:g}"
+        elif base in MEASURED_RANGES:
+            lowest, highest, words = MEASURED_RANGES[base]
+            best, why = lowest if below else highest, f"a measured {base} is {words}"
         else:
             continue
         if not c.satisfied({c.name: float(best)}):
-            raise ConfigError(f"{source}: search.constraints: no arch can meet '{c}': the best value in the space "
-                              f"is {best:g}")
+            raise ConfigError(f"{source}: search.constraints: no arch can meet '{c}': {why}")
 
 
 def profiled_table(run_dir: Path, profile_name: str) -> Path:

@@ -1,6 +1,7 @@
 """Objectives, constraints and measured metrics: the vocabulary shared by every layer."""
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +22,9 @@ HYBRID_OBJECTIVES: dict[str, tuple[Direction, str]] = {
     "params": ("min", "params"),
 }
 ANALYTIC_OBJECTIVES = ("size_mb", "bitops", "macs", "params")  # known before any measurement
+# What a measured objective of a hybrid space can be at all (lowest, highest, in words): a limit outside it is a typo.
+MEASURED_RANGES: dict[str, tuple[float, float, str]] = {
+    "accuracy": (0.0, 100.0, "between 0 and 100 %"), "latency_ms": (math.ulp(0.0), math.inf, "above 0 ms")}
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,11 @@ BAD = [
                    "search.objectives=[accuracy:max,speed:min]"], "speed"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
                    "search.constraints=['size_mb <= 0.00001']"], "no arch"),
+    # limits no measurement can meet: before, the whole budget was measured into an empty front
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "search.constraints=['latency_ms <= 0']"], "a measured latency_ms is above 0 ms"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
+                   "search.constraints=['accuracy >= 101']"], "a measured accuracy is between 0 and 100 %"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
                    "search.strategy=annealing"], "strategy"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "train.lr=-1"], "lr"),
