@@ -34,14 +34,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 RUN_FOLDER = "run folder (default: runs/<config name>)"
+DEFAULT_CONFIG = "configs/demo.yaml"
+
+
+def _config_file(args: argparse.Namespace) -> str:
+    """``--config``; else, resuming a folder that holds a run's ``config.yaml``, that file (so ``--out DIR
+    --resume`` alone continues a run as it was started); else the demo's."""
+    if args.config:
+        return args.config
+    if getattr(args, "resume", False) and getattr(args, "out", None) and (Path(args.out) / "config.yaml").is_file():
+        return str(Path(args.out) / "config.yaml")
+    return DEFAULT_CONFIG
 
 
 def _common(p: argparse.ArgumentParser, out: str | None = RUN_FOLDER, config: bool = True) -> None:
     """The flags every subcommand shares; ``out`` describes what ``--out`` names (None: no output of its own)."""
     g = p.add_argument_group("common options")
     if config:
-        g.add_argument("--config", default="configs/demo.yaml", metavar="FILE",
-                       help="experiment YAML, a path or a preset name (default: %(default)s)")
+        g.add_argument("--config", metavar="FILE",
+                       help=f"experiment YAML, a path or a preset name (default: {DEFAULT_CONFIG}; with --resume, "
+                            "the config.yaml of the --out folder being continued)" if out == RUN_FOLDER else
+                            f"experiment YAML, a path or a preset name (default: {DEFAULT_CONFIG})")
         g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set search.budget=50 (repeatable)")
     if out:
@@ -237,7 +250,7 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
     job), else from the config; it names the study, so a resumed run must keep it."""
     from search_engine.run_folder import recorded_name
 
-    config = load_config(args.config, _search_overrides(args))
+    config = load_config(_config_file(args), _search_overrides(args))
     if any(s.partition("=")[0].strip() == "name" for s in args.overrides):
         return config
     name = recorded_name(Path(args.out)) if args.resume and args.out else None
@@ -316,7 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from supernet.device import checked_device
     from supernet.train import train_supernet
 
-    config = load_config(args.config, _common_overrides(args))
+    config = load_config(_config_file(args), _common_overrides(args))
     space = load_space(config.space, config.table)
     if not isinstance(space, HybridSpace):
         raise HynasError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
@@ -349,7 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from search_engine.pipeline import build_run_job, run_pipeline
     from search_engine.run_folder import open_run, run_folder_path
 
-    config = load_config(args.config, _common_overrides(args))
+    config = load_config(_config_file(args), _common_overrides(args))
     job = build_run_job(config)  # validate everything before touching the run folder, the data set too
     with inputs_checked(job, config, run_folder_path(config, args.out), trains=True) as data:
         _refuse_other_training(config, job.space, args, data)
@@ -453,7 +466,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from search_space.hybrid import HybridSpace
     from search_engine.run_folder import prepare_output_file
 
-    config = load_config(args.config, list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []))
+    config = load_config(_config_file(args), list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []))
     space = load_space(args.space or config.space)
     if not isinstance(space, HybridSpace):
         raise HynasError(f"space {space.name!r} is a table: its latencies are already in the table")
@@ -477,7 +490,7 @@ def cmd_space_info(args: argparse.Namespace) -> int:
     from search_space.summary import space_summary
 
     if args.space is None:
-        config = load_config(args.config, args.overrides)
+        config = load_config(_config_file(args), args.overrides)
         space = load_space(config.space, args.table or config.table)
         seed = config.seed if args.seed is None else args.seed
     else:

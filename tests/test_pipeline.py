@@ -238,6 +238,20 @@ def test_run_resume_finishes_without_redoing_work(pipeline_run, capsys):
     assert (run / "measured.csv").read_text() == measured  # the budget was already spent: nothing re-measured
 
 
+def test_resume_without_a_config_continues_the_run_as_it_was_started(pipeline_run, tmp_path, capsys):
+    import shutil
+
+    _, run = pipeline_run
+    measured = (run / "measured.csv").read_text()
+    code, err = run_cli(["run", "--out", str(run), "--resume", "-q"], capsys)
+    assert code == 0, err  # before: the demo's config was compared with the run's, and refused
+    assert (run / "measured.csv").read_text() == measured
+    copy = shutil.copytree(run, tmp_path / "copy", ignore=shutil.ignore_patterns("export", "finetuned"))
+    code, err = run_cli(["search", "--out", str(copy), "--resume", "--budget", "11", "-q"], capsys)
+    assert code == 0, err
+    assert len((copy / "measured.csv").read_text().splitlines()) == 1 + 11  # one more arch than the run's 10
+
+
 def test_plot_compares_runs(pipeline_run, tmp_path, capsys):
     _, run = pipeline_run
     code, err = run_cli(["plot", str(run), str(run), "--out", str(tmp_path)], capsys)
