@@ -196,28 +196,36 @@ def _load_folder(path: Path, input_spec: InputSpec, named: str) -> _Images:
     mode = "L" if channels == 1 else "RGB"
     files, labels = [], []
     for label, cls in enumerate(classes):
-        found = [f for f in sorted((path / cls).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        found = _images_under(path / cls)
         if not found:  # an empty class would shift no labels but train an output that never fires: say so
             raise DataError(f"{path / cls}: class folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         files += found
         labels += [label] * len(found)
     try:
-        stats = [(f"{f.parent.name}/{f.name}", f.stat()) for f in files]
+        stats = [(f.relative_to(path).as_posix(), f.stat()) for f in files]
     except OSError as err:  # e.g. a dangling symbolic link
         raise DataError(f"{err.filename}: not a readable image ({err.strerror})") from None
     key = folder_key(path, stats, size, mode, f"Pillow {PIL.__version__}")
-    pixels = cached_pixels(key, (len(files), channels, size, size), lambda: _decode(files, size, mode))
+    pixels = cached_pixels(key, (len(files), channels, size, size), lambda: _decode(path, files, size, mode))
     origins = np.array([f"{name}:{stat.st_size}" for name, stat in stats])  # the size: a file replaced counts
     return _Images(pixels.astype(np.float32), np.asarray(labels, dtype=np.int64), classes, origins)
 
 
-def _decode(files: list[Path], size: int, mode: str) -> np.ndarray:
+def _images_under(folder: Path) -> list[Path]:
+    """The image files in ``folder`` and its subfolders, as torchvision's ImageFolder finds a class's images (so
+    that folders prepared for it load alike), sorted; hidden files and folders (.ipynb_checkpoints) skipped. A
+    dangling link is kept: reading it stops the load with one line naming it."""
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
+def _decode(root: Path, files: list[Path], size: int, mode: str) -> np.ndarray:
     """Every file converted to ``mode`` and resized to ``size`` x ``size``: (N, C, H, W) uint8."""
     from PIL import Image, UnidentifiedImageError
 
     out = []
     # Only the first command on a folder gets here (the cache keeps the result): minutes for a large one.
-    for f in tqdm(files, desc=f"decoding {files[0].parent.parent}", unit="img", disable=None, leave=False):
+    for f in tqdm(files, desc=f"decoding {root}", unit="img", disable=None, leave=False):
         try:
             with Image.open(f) as img:
                 arr = np.asarray(img.convert(mode).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)

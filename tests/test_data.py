@@ -75,6 +75,18 @@ def test_a_folder_of_class_subfolders_loads_resized_and_converted(tmp_path):
     assert gray[0] < gray[1] < gray[2]  # subfolders in sorted order are labels 0, 1, 2
 
 
+def test_a_class_folder_counts_the_images_of_its_subfolders_as_imagefolder_does(tmp_path):
+    for cls in ("cat", "dog"):
+        for sub in ("", "indoor/", "outdoor/2025/", ".ipynb_checkpoints/"):
+            (tmp_path / cls / sub).mkdir(parents=True, exist_ok=True)
+            for i in range(5):
+                Image.new("L", (28, 28), 40 if cls == "cat" else 200).save(tmp_path / cls / sub / f"{i}.PNG")
+    data = load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 28, 2), seed=0)
+    assert len(data.train) + len(data.val) + len(data.test) == 2 * 15  # before: 2 * 5, the nested ones left out
+    gray = {int(y): float(x.mean()) for x, y in zip(data.train.images, data.train.labels)}
+    assert gray[0] < gray[1]  # nested images keep their class's label
+
+
 @pytest.mark.parametrize("content,named", [
     (b"\x00not a pickle", "data_batch_1"),
     (pickle.dumps([1, 2, 3]), "data_batch_1"),  # a pickle, but not a dict of arrays
