@@ -124,7 +124,7 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
         "input": data.preprocessing.to_plain(), "classes": _output_names(data.preprocessing, space)},
         sort_keys=False))
     atomic_write_text(folder / "README.md", _readme(arch, space, data.preprocessing, metrics or {}, scores, checks,
-                                                    details, len(x), note))
+                                                    details, len(x), note, _low_bits_note(arch, runs_int8)))
     failed = [name for name, value in checks.items() if _verdict(name, value) == "FAILED"]
     if failed:
         raise ExportError(f"{folder}: {', '.join(failed)} did not reproduce the supernet's predictions "
@@ -152,8 +152,21 @@ def _verdict(name: str, value: float) -> str:
     return "ok" if passes else "FAILED"
 
 
+def _low_bits_note(arch: Arch, runs_int8) -> str:
+    """What the README says about 4- and 6-bit weights, where the subnet has any (a paragraph, or nothing)."""
+    low = [runs_int8(layer.wbits, layer.abits) for layer in arch.layers() if layer.wbits < 8]
+    if not low:
+        return ""
+    where = [text for text, present in (
+        ("run as int8 in `model_int8.onnx` in layers with 8-bit activations (CPUs have no faster kernels for them)",
+         any(low)),
+        ("keep their quantized values as floats in layers with 32-bit activations", not all(low))) if present]
+    return (f"4- and 6-bit weights are simulated (fake quantization) in the torch artefacts; in the ONNX models they "
+            f"{' and '.join(where)}. Their size is counted at their width.\n\n")
+
+
 def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, scores: dict, checks: dict,
-            details: dict, checked_images: int, note: str) -> str:
+            details: dict, checked_images: int, note: str, low_bits: str) -> str:
     def check_line(name: str) -> str:
         value = checks[name]
         what = details.get(name) or {
@@ -174,10 +187,7 @@ def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, 
 | validation accuracy of the exported model | {scores['validation']:.2f} % |
 | test accuracy of the exported model | {scores['test']:.2f} % |
 
-4- and 6-bit weights are simulated (fake quantization) in the torch artefacts and run as int8 in
-`model_int8.onnx` (CPUs have no faster kernels for them); their size is counted at their width.
-
-## Files, and how each reproduces the supernet ({checked_images} validation images)
+{low_bits}## Files, and how each reproduces the supernet ({checked_images} validation images)
 | file | check | |
 |---|---|---|
 {chr(10).join(check_line(n) for n in checks)}

@@ -397,3 +397,17 @@ def test_a_search_or_run_stopped_by_its_input_leaves_no_run_folder(pipeline_run,
         code, err = run_cli([command, "--config", config, "--out", str(tmp_path / "new"), *extra], capsys)
         assert code == 2 and len(err) == 1 and words in err[0], err
         assert not (tmp_path / "new").exists()
+
+
+def test_an_exports_readme_says_where_its_low_bit_weights_run(mnist_space):
+    from search_engine.deploy import int8_capable
+    from supernet.export import _low_bits_note
+
+    def note(arch: str) -> str:
+        return _low_bits_note(mnist_space.arch_from_str(arch), int8_capable)
+
+    # before: every subnet with 4-bit weights read "run as int8", also where they run in a float layer
+    assert "int8" not in note("c16:conv_k5_e2_w32a32|c32:conv_k5_e2_w8a8,conv_k5_e2_w4a32")
+    all_int8 = note("c16:conv_k5_e2_w4a8|c32:conv_k5_e2_w8a8")
+    assert "int8" in all_int8 and "floats" not in all_int8
+    assert note("c16:conv_k5_e2_w8a8|c32:conv_k5_e2_w32a32") == ""  # no 4- or 6-bit weights: nothing to say
