@@ -23,7 +23,7 @@ from search_engine.run_folder import ensure_run_folder
 from search_engine.runners import RUNNERS, load_runner
 from search_engine.strategies import STRATEGIES, Strategy
 from search_space.arch import Arch
-from search_space.config import ExperimentConfig, load_hardware, load_space
+from search_space.config import ExperimentConfig, HardwareProfile, load_hardware, load_space
 from search_space.costs import arch_costs
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
@@ -143,9 +143,7 @@ def _estimated_before_measuring(job: SearchJob, config: ExperimentConfig,
             continue
         table = LatencyTable.load(path, job.space)
         if table.complete and table.machine.get("host") == socket.gethostname():
-            estimate = functools.lru_cache(maxsize=1 << 16)(
-                functools.partial(table.predict, job.space, runs_int8=profile.runs_int8))
-            estimates[name] = (estimate, float(table.fit.get("max_abs_error", 0.0)))
+            estimates[name] = (_table_latency(table, job.space, profile), float(table.fit.get("max_abs_error", 0.0)))
     return estimates
 
 
@@ -199,15 +197,18 @@ def _known_before_measuring(job: SearchJob, config: ExperimentConfig) -> dict[st
     table, so the value is the one it would measure)."""
     space = job.space
     # linas asks for these of every arch its inner search visits, often the same arch again
-    cached = functools.lru_cache(maxsize=1 << 16)  # a decorator: each function it wraps gets its own cache
-    costs_of = cached(lambda arch: arch_costs(space, arch).as_dict())
+    costs_of = functools.lru_cache(maxsize=1 << 16)(lambda arch: arch_costs(space, arch).as_dict())
     known: dict[str, Callable[[Arch], float]] = {name: (lambda arch, n=name: costs_of(arch)[n])
                                                  for name in ANALYTIC_OBJECTIVES}
     for name, profile in latency_profiles(job, config).items():
         if profile.lut is not None:
-            table = LatencyTable.load(Path(profile.lut), space)
-            known[name] = cached(functools.partial(table.predict, space, runs_int8=profile.runs_int8))
+            known[name] = _table_latency(LatencyTable.load(Path(profile.lut), space), space, profile)
     return known
+
+
+def _table_latency(table: LatencyTable, space: HybridSpace, profile: HardwareProfile) -> Callable[[Arch], float]:
+    """``table``'s latency of an arch as ``profile`` runs it, cached: linas asks again for archs it visits again."""
+    return functools.lru_cache(maxsize=1 << 16)(functools.partial(table.predict, space, runs_int8=profile.runs_int8))
 
 
 def make_evaluator(job: SearchJob, config: ExperimentConfig, run_dir: Path, trained=None, calibrator=None):
@@ -268,17 +269,13 @@ def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
             (trains or _needs_supernet(_wanted(job), latency_profiles(job, config)))):
         yield None  # a table, or costs only: nothing to read, and no torch to import
         return
-    from supernet.checkpoint import load_checkpoint
     from supernet.data import load_dataset, loading_once
-    from supernet.train import refuse_other_data, split_seed
+    from supernet.trained import checked_data
 
     in_process = trains or config.search.runner != "ray"  # Ray workers read their own data set
     with loading_once() if in_process else contextlib.nullcontext():
         if config.checkpoint or not trains:  # a run's own checkpoint is the training's to check, with its settings
-            checkpoint = config.checkpoint_path(run_dir)
-            state = load_checkpoint(checkpoint, job.space)
-            data = load_dataset(config.data, job.space.input, split_seed(state, config.seed))
-            refuse_other_data(checkpoint, state, data)
+            _, data = checked_data(config, job.space, config.checkpoint_path(run_dir))
         else:
             data = load_dataset(config.data, job.space.input, config.seed)
         if not in_process:

@@ -29,7 +29,14 @@ def load_trained(config: ExperimentConfig, checkpoint: Path, device: str | None 
         raise ConfigError(f"{config.source}: space {config.space!r} is a table; only hybrid spaces have a supernet")
     where = "--device" if device else f"{config.source}: device"
     target = checked_device(device or config.device, where)
+    state, data = checked_data(config, space, checkpoint)
+    return Trained(space, data, supernet_from_state(space, state, target))
+
+
+def checked_data(config: ExperimentConfig, space: HybridSpace, checkpoint: Path) -> tuple[dict, Dataset]:
+    """The checkpoint's state and the data set split as the supernet was trained (with the seed the checkpoint
+    records, whatever the config's); a one-line error if those are not the images it was trained on."""
     state = load_checkpoint(checkpoint, space)
     data = load_dataset(config.data, space.input, split_seed(state, config.seed))
     refuse_other_data(checkpoint, state, data)
-    return Trained(space, data, supernet_from_state(space, state, target))
+    return state, data
