@@ -70,6 +70,8 @@ def objectives_and_constraints(config: ExperimentConfig, space) -> tuple[tuple[O
 def build_job(config: ExperimentConfig) -> SearchJob:
     space = load_space(config.space, config.table)
     objectives, constraints = objectives_and_constraints(config, space)
+    if isinstance(space, TabularSpace):
+        _check_complete(space.table, [o.name for o in objectives] + [c.name for c in constraints])
     _check_satisfiable(space, constraints, config.source)
     ref = config.search.reference
     reference = None
@@ -101,6 +103,17 @@ def build_job(config: ExperimentConfig) -> SearchJob:
     initial = s.initial or max(10, 2 * s.batch_size)
     return SearchJob(space, objectives, constraints, Budget(s.budget, s.time_limit_s), s.batch_size,
                      min(initial, s.budget), reference)
+
+
+def _check_complete(table, names: list[str]) -> None:
+    """Refuse a table column the search reads (objective or constraint) with a cell that is not a number: each
+    measured cell must have a value, and a predictor cannot fit a missing one."""
+    for name in dict.fromkeys(names):
+        missing = np.flatnonzero(np.isnan(table.columns[name]))
+        if len(missing):
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise ConfigError(f"{table.source}: column {name!r} has no number on line {missing[0] + 2}{more}; fill "
+                              f"{'them' if more else 'it'} in, or search other columns")
 
 
 def _check_satisfiable(space, constraints, source: str) -> None:

@@ -227,3 +227,19 @@ def test_a_run_of_failures_stops_the_search_with_the_last_error(nb201_space, tmp
         run_search(nb201_space, OBJ, (), strat, runner, store, Budget(30, max_consecutive_failures=3),
                    batch_size=5, initial=10, progress=False)
     assert len(store.failures()) == 3 and store.measured() == []
+
+
+def test_a_table_column_with_a_gap_is_refused_in_one_line_when_searched(tmp_path, capsys):
+    lines = NB201_CSV.read_text().splitlines()[:60]
+    lines[4] = lines[4].rsplit(",", 1)[0] + ","  # line 5 of the file: its last column (Eyeriss latency) left empty
+    table = tmp_path / "gap.csv"
+    table.write_text("\n".join(lines) + "\n")
+    argv = ["search", "--space", "nb201", "--table", str(table), "--budget", "12", "--strategy", "linas", "-q"]
+    code, err = run_cli(argv + ["--objectives", "test_acc:max,latency_eyeriss_ms:min", "--out", str(tmp_path / "a")],
+                        capsys)
+    assert code == 2 and err == [f"hynas search: error: {table}: column 'latency_eyeriss_ms' has no number on line 5; "
+                                 "fill it in, or search other columns"]  # before: a traceback from the predictor
+    assert not (tmp_path / "a").exists()
+    code, err = run_cli(argv + ["--objectives", "test_acc:max,latency_raspi4_ms:min", "--out", str(tmp_path / "b")],
+                        capsys)
+    assert code == 0, err  # the gap is in a column this search does not read
