@@ -31,6 +31,18 @@ def test_budget_respected_and_no_arch_measured_twice(name, nb201_space):
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
+def test_a_table_of_a_few_cells_is_searched_to_its_end(name, tmp_path):
+    from search_space.config import load_space
+    from tests.conftest import NB201_CSV
+
+    table = tmp_path / "few.csv"
+    table.write_text("\n".join(NB201_CSV.read_text().splitlines()[:31]) + "\n")  # 30 of the genome's 15,625 cells
+    space = load_space("nb201", str(table))
+    measured = _strategy(name, space, TAB_OBJECTIVES).run(_table_eval(space), budget=100, batch_size=10)
+    assert len({a for a, _ in measured}) == 30  # before: nsga2 bred only cells outside the table and measured none
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
 def test_same_seed_same_sequence(name, nb201_space):
     runs = [[a for a, _ in _strategy(name, nb201_space, TAB_OBJECTIVES, seed=3)
              .run(_table_eval(nb201_space), budget=30, batch_size=10)] for _ in range(2)]

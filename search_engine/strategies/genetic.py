@@ -71,6 +71,10 @@ class PymooNSGA2(Strategy):
     def _propose(self, n: int) -> list:
         if self._pop is None:
             self._new_generation()
+        if self._pop is None:
+            # 100 generations bred nothing new that the space holds and the precheck passes (a table of a few of
+            # the genome's cells, a tight limit): random unseen archs keep the budget going, not a false "exhausted"
+            return self.fresh_random(n)
         pending = {a for _, a in self._generation if a not in self._known}
         fresh = [a for a in dict.fromkeys(a for _, a in self._generation) if a in pending and a not in self.seen]
         return fresh[:n]
