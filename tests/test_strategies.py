@@ -43,6 +43,21 @@ def test_a_table_of_a_few_cells_is_searched_to_its_end(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
+def test_a_space_of_two_archs_is_searched_to_its_end(name):
+    from search_space.hybrid import HybridSpace
+    from search_space.schema import build
+
+    space = build(HybridSpace, {
+        "name": "two", "input": {"channels": 1, "size": 28, "classes": 10}, "stem": {"channels": 8, "stride": 2},
+        "stages": [{"depth": [1], "width": [8], "blocks": ["conv"], "kernel": [3], "expand": [2], "stride": 1}],
+        "quantization": {"weight_bits": [8, 32], "act_bits": [32]}}, "two")
+    objectives = (Objective("size_mb", "min"), Objective("bitops", "min"))
+    evaluator = EVALUATORS.get("analytic")(space)
+    measured = _strategy(name, space, objectives).run(evaluator.evaluate, budget=10, batch_size=4)
+    assert space.size() == 2 and len({a for a, _ in measured}) == 2  # before: nsga2 raised AttributeError
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
 def test_same_seed_same_sequence(name, nb201_space):
     runs = [[a for a, _ in _strategy(name, nb201_space, TAB_OBJECTIVES, seed=3)
              .run(_table_eval(nb201_space), budget=30, batch_size=10)] for _ in range(2)]

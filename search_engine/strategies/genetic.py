@@ -53,6 +53,9 @@ class PymooNSGA2(Strategy):
     def _new_generation(self) -> None:
         for _ in range(100):  # a generation made only of known archs is told at once
             self._pop = self._algorithm.ask()
+            if self._pop is None or not len(self._pop):  # mating found no offspring unlike the parents (a tiny space)
+                self._pop = None
+                return
             self._generation = [(i, self.space.decode(x)) for i, x in enumerate(self._pop.get("X").astype(int))]
             for _, arch in self._generation:
                 if arch not in self._known and (not self.space.contains(arch) or not self.precheck(arch)):
@@ -72,8 +75,8 @@ class PymooNSGA2(Strategy):
         if self._pop is None:
             self._new_generation()
         if self._pop is None:
-            # 100 generations bred nothing new that the space holds and the precheck passes (a table of a few of
-            # the genome's cells, a tight limit): random unseen archs keep the budget going, not a false "exhausted"
+            # pymoo bred nothing new that the space holds and the precheck passes in 100 generations (a table of a
+            # few of the genome's cells, a tight limit) or at all: random unseen archs keep the budget going
             return self.fresh_random(n)
         pending = {a for _, a in self._generation if a not in self._known}
         fresh = [a for a in dict.fromkeys(a for _, a in self._generation) if a in pending and a not in self.seen]
