@@ -97,3 +97,16 @@ def test_a_search_with_another_seed_measures_on_the_split_its_supernet_was_train
         rows = csv.DictReader((tmp_path / f"s{seed}" / "measured.csv").open())
         measured[seed] = {r["arch"]: r["accuracy"] for r in rows}
     assert measured[1] == measured[0]  # the largest, its int8 copy and the smallest, on the same validation images
+
+
+def test_two_hardware_profiles_keep_their_own_measurement_records(tiny_run, tmp_path, capsys):
+    folder, run = tiny_run
+    code, err = run_cli(["search", "--config", str(folder / "tiny.yaml"), "--out", str(tmp_path / "r"), "-q",
+                         "--set", f"checkpoint={run / 'supernet.pt'}", "--set",
+                         f"hardware=[{folder / 'fast_torch.yaml'},{folder / 'fast_ort.yaml'}]", "--objectives",
+                         "accuracy:max,latency_ms@fast_torch:min,latency_ms@fast_ort:min", "--budget", "4"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "r" / "measured.csv").open()))
+    assert len(rows) == 4 and all(float(r["latency_ms@fast_ort"]) > 0 for r in rows)
+    # before: one "backend" column, the last profile's, beside the other's ONNX model size
+    assert {(r["backend@fast_torch"], r["backend@fast_ort"]) for r in rows} == {("torch", "onnxruntime")}

@@ -21,6 +21,14 @@ class Evaluator(Protocol):
     def evaluate(self, archs: Sequence[Any]) -> list[Metrics]: ...
 
 
+def per_profile(meta: dict[str, Any], objective: str) -> dict[str, Any]:
+    """Measurement metadata of a latency objective, named after its hardware profile where several profiles measure
+    (``latency_ms@pi4``: ``backend@pi4``, ...), so that one profile's settings do not overwrite another's when the
+    evaluators' metrics are merged (``measured.csv`` read backend torch beside ONNX Runtime's model bytes)."""
+    _, at, profile = objective.partition("@")
+    return {f"{key}@{profile}": value for key, value in meta.items()} if at else meta
+
+
 class CompositeEvaluator:
     """Several evaluators as one: their metrics merged per arch."""
 

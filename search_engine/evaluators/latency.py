@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from search_engine.evaluators.base import EVALUATORS
+from search_engine.evaluators.base import EVALUATORS, per_profile
 from search_engine.latency_meter import LatencyMeter, Workload
 from search_space.arch import Arch
 from search_space.config import HardwareProfile
@@ -41,7 +41,8 @@ class LatencyEvaluator:
         workloads = [self._workload(arch) for arch in archs]
         timed = self.meter.measure_many(workloads)
         seconds = (time.perf_counter() - start) / max(len(archs), 1)
-        return [Metrics({self.objective: timing.best_ms}, seconds, {**meta, "median_call_ms": timing.median_ms})
+        return [Metrics({self.objective: timing.best_ms}, seconds,
+                        per_profile({**meta, "median_call_ms": timing.median_ms}, self.objective))
                 for timing, meta in timed]
 
     def _workload(self, arch: Arch) -> Workload:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from predictors.lut import LatencyTable
-from search_engine.evaluators.base import EVALUATORS
+from search_engine.evaluators.base import EVALUATORS, per_profile
 from search_space.arch import Arch
 from search_space.config import HardwareProfile
 from search_space.errors import ConfigError
@@ -35,7 +35,7 @@ class LutLatencyEvaluator:
         for arch in archs:
             start = time.perf_counter()
             ms = self.table.predict(self.space, arch, self.profile.runs_int8)
-            out.append(Metrics({self.objective: ms}, time.perf_counter() - start, {
+            out.append(Metrics({self.objective: ms}, time.perf_counter() - start, per_profile({
                 "backend": self.profile.backend, "profile": self.profile.name, "lut": self.profile.lut,
-                "device": self.table.machine.get("host", "?")}))
+                "device": self.table.machine.get("host", "?")}, self.objective)))
         return out
