@@ -98,13 +98,13 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                     raise
                 time.sleep(random.Random().uniform(0.1, 0.5) * (attempt + 1))  # not the seeded global state
     except ImportError as err:
-        raise ConfigError(f"--storage {url}: the database driver is missing ({err}); "
+        raise ConfigError(f"storage {url}: the database driver is missing ({err}); "
                           "for PostgreSQL: pip install 'hynas[postgres]'") from None
     except Exception as err:  # SQLAlchemy raises many types for a bad URL or unreachable server
         # its message runs over lines ("... failed: Connection refused / Is the server running ...") and ends
         # with a link: keep the lines of the message, on one line
         reason = " ".join(str(err).split("(Background on this error")[0].split())
-        raise ConfigError(f"--storage {url}: cannot open the storage: {reason}") from None
+        raise ConfigError(f"storage {url}: cannot open it: {reason}") from None
 
 
 class ResultsStore:
