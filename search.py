@@ -466,7 +466,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from search_space.hybrid import HybridSpace
     from search_engine.run_folder import prepare_output_file
 
-    config = load_config(_config_file(args), list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else []))
+    seed = [f"seed={args.seed}"] if args.seed is not None else []
+    config = load_config(_config_file(args), list(args.overrides) + seed)
     space = load_space(args.space or config.space)
     if not isinstance(space, HybridSpace):
         raise HynasError(f"space {space.name!r} is a table: its latencies are already in the table")
