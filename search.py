@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "hynas space info configs/spaces/cifar_hybrid.yaml", out=None)
     info.add_argument("space", nargs="?", help="space YAML, preset name or nb201 (default: the config's space)")
     info.add_argument("--table", help="benchmark CSV of a tabular space")
-    info.add_argument("--samples", type=int, default=3, help="random archs to show (default: %(default)s)")
+    info.add_argument("--samples", type=_int_at_least(0), default=3, help="random archs to show (default: %(default)s)")
     info.set_defaults(handler=cmd_space_info)
 
     search_p = _sub(subs, "search", "multi-objective search of subnets, or of a benchmark table",
@@ -207,14 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (a bad value is argparse's one line, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be {'positive' if minimum == 1 else f'at least {minimum}'}")
+        return value
+    return parse
+
+
+_positive_int = _int_at_least(1)
 
 
 def _device_option(p: argparse.ArgumentParser, default: str = "the config's") -> None:

@@ -316,6 +316,7 @@ BAD = [
     (lambda f, r: ["profile", "--space", "nosuch", "--out", str(f / "t.json")], "nosuch"),
     (lambda f, r: ["profile", "--hardware", str(f / "malformed.yaml"), "--out", str(f / "t.json")], "malformed"),
     (lambda f, r: ["space", "info", "nosuch_space"], "nosuch_space"),
+    (lambda f, r: ["space", "info", "--samples", "-1"], "--samples: -1 must be at least 0"),  # was taken as 0
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--device", "cuda:99"],
      "device: 'cuda:99'"),
     (lambda f, r: ["search", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--device", "cuda:99"],
