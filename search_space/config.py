@@ -203,7 +203,7 @@ class ExperimentConfig:
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
-    source: str = field(default="", compare=False)  # the file it came from
+    source: str = field(default="", compare=False, metadata={"internal": True})  # the file it came from; not a key
 
     def checkpoint_path(self, run_dir: Path) -> Path:
         """The supernet checkpoint: the one the config names, else the run folder's ``supernet.pt``."""

@@ -105,7 +105,7 @@ def _build_dataclass(cls: Any, value: Any, source: str, path: str) -> Any:
         value = {}
     if not isinstance(value, dict):
         raise ConfigError(f"{_where(source, path)}: got {value!r}, expected a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
     hints = get_type_hints(cls)
     kwargs = {}
     for key, item in value.items():

@@ -180,3 +180,9 @@ def test_a_config_finds_the_files_beside_it_when_run_from_another_folder(tmp_pat
     # a file of that name in the current folder comes first, as before
     shutil.copy(experiment / "my_space.yaml", tmp_path / "elsewhere" / "my_space.yaml")
     assert load_config("../experiments/exp.yaml").space == str((tmp_path / "elsewhere" / "my_space.yaml").resolve())
+
+
+def test_the_configs_own_bookkeeping_is_not_a_key_a_user_can_set():
+    with pytest.raises(ConfigError, match="source: unknown key") as err:
+        load_config("demo", ["source=x"])
+    assert "source" not in str(err.value).split("allowed keys: ")[1]  # before: offered, and accepted
