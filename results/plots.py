@@ -147,7 +147,10 @@ def plot_hypervolume(runs: Sequence[Series], objectives: Sequence[Objective], fo
     curves, _ = hypervolume_curves(runs, objectives)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for i, (run, curve) in enumerate(zip(runs, curves)):
-        ax.plot(np.arange(1, len(curve) + 1), curve, color=COLORS[i % len(COLORS)], lw=1.8, label=run.label)
+        # a line style per run as well: runs that start alike (same seed, same first batch) overlap, and a solid
+        # line drawn over another hid it
+        ax.plot(np.arange(1, len(curve) + 1), curve, color=COLORS[i % len(COLORS)], lw=1.8, label=run.label,
+                ls=("-", "--", ":", "-.")[i % 4])
     ax.set_xlabel("archs measured")
     ax.set_ylabel("hypervolume (normalized objectives, higher is better)")
     # two lines: three objectives with long table column names overflow one
