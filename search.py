@@ -328,6 +328,7 @@ def _refuse_other_training(config: ExperimentConfig, space: HybridSpace, args: a
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from results.report import count_epochs
     from search_engine.run_folder import open_run
     from search_space.hybrid import HybridSpace
     from supernet.checkpoint import load_checkpoint
@@ -357,8 +358,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         _close_log(handler)
     last = history[-1]
-    print(f"supernet trained for {last['epoch']} epochs: validation accuracy largest {last['largest_val_acc']:.2f} %, "
-          f"smallest {last['smallest_val_acc']:.2f} %; checkpoint {checkpoint}")
+    print(f"supernet trained for {count_epochs(last['epoch'])}: validation accuracy largest "
+          f"{last['largest_val_acc']:.2f} %, smallest {last['smallest_val_acc']:.2f} %; checkpoint {checkpoint}")
     return 0
 
 
@@ -449,6 +450,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from results.report import count_epochs
     from search_engine.deploy import finetuned_checkpoint
     from supernet.finetune import finetune_subnet
 
@@ -459,7 +461,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     seed = run.config.seed if args.seed is None else args.seed
     outcome = finetune_subnet(trained.supernet, chosen.arch, trained.data, run.config.train, args.epochs, seed,
                               checkpoint, progress=not args.quiet)
-    print(f"fine-tuned {chosen.arch} for {args.epochs} epochs: validation {outcome.before['val']:.2f} -> "
+    print(f"fine-tuned {chosen.arch} for {count_epochs(args.epochs)}: validation {outcome.before['val']:.2f} -> "
           f"{outcome.after['val']:.2f} %, test {outcome.before['test']:.2f} -> {outcome.after['test']:.2f} %")
     print(f"checkpoint {checkpoint}; `hynas export {run.folder} --{'trial' if chosen.record else 'arch'} "
           f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}` exports the fine-tuned weights")

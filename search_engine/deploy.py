@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from results.report import count_epochs
 from results.store import Record
 from results.tables import front_of
 from search_engine.run_folder import CONFIG_FILE
@@ -137,7 +138,7 @@ def export_pick(run: FinishedRun, trained, chosen: Pick, out: Path):
         net.load_state_dict(state["model"])
         net.eval()
         info = state["finetune"]
-        note = (f"Fine-tuned for {info['epochs']} epochs (quantization-aware, distilled from the largest arch): "
+        note = (f"Fine-tuned for {count_epochs(info['epochs'])} (quantization-aware, distilled from the largest arch): "
                 f"validation accuracy {info['before']['val']:.2f} -> {info['after']['val']:.2f} %, test "
                 f"{info['before']['test']:.2f} -> {info['after']['test']:.2f} %.")
     return export_subnet(net, chosen.arch, trained.data, out, run.config.train.bn_batches, int8_capable,

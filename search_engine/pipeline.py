@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from results.plots import Series, plot_hypervolume, plot_pairs
-from results.report import ReportInput, write_report
+from results.report import ReportInput, count_epochs, write_report
 from results.store import Record
 from search_engine.evaluators import CompositeEvaluator, Evaluator
 from search_engine.job import SearchJob, build_job, latency_profiles, make_evaluator, profiled_table, run_job
@@ -283,7 +283,7 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
         [("test_accuracy", "test accuracy [%]")]
     best = max(validated, key=lambda r: r["test_accuracy"]) if validated else None
     summary = [f"space `{job.space.name}` ({job.space.size():,} archs), data `{config.data.dataset}`, "
-               f"supernet trained {config.train.epochs} epochs",
+               f"supernet trained {count_epochs(config.train.epochs)}",
                f"search `{config.search.strategy}`, {len(outcome.records)} archs measured, objectives "
                + ", ".join(map(str, job.objectives)) + f", hardware {', '.join(config.hardware)}",
                "time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]

@@ -182,7 +182,7 @@ def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
     out = run.parent / "tuned_export"
     code, err = run_cli(["export", str(run), "--trial", str(trial), "--out", str(out), "-q"], capsys)
     assert code == 0, err
-    assert "Fine-tuned for 1 epochs" in (out / "README.md").read_text()
+    assert "Fine-tuned for 1 epoch (" in (out / "README.md").read_text()  # not "1 epochs"
     space = load_trained(load_config(str(run / "config.yaml")), checkpoint).space
     state = load_checkpoint(checkpoint, space)
     arch = space.arch_from_str(yaml.safe_load((out / "arch.yaml").read_text())["arch"])
