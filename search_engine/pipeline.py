@@ -7,7 +7,7 @@
 4. validate the measured front on the test split, measure its latency again, and evaluate the
    baselines: the largest and smallest subnet, and every front subnet at uniform int8 (``validated.csv``,
    ``baselines.csv``); the front and the baselines are timed together, so their latencies compare;
-5. export the most accurate, the fastest and the knee of the front (``export/trial-N``);
+5. export the most accurate, the fastest (or smallest) and the knee of the front (``export/trial-N``);
 6. plot and write ``report.md``.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
 from search_space.config import TABULAR_SPACES, ExperimentConfig
 from search_space.errors import ConfigError
+from search_space.objectives import ANALYTIC_OBJECTIVES
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
 from search_space.objectives import headline_index
@@ -201,8 +202,9 @@ def _measure_again(evaluator: Evaluator, archs: list[Arch], known: dict[Arch, di
 
 
 def pick_exports(validated: list[dict], job: SearchJob) -> list[tuple[str, dict]]:
-    """The most accurate (``headline_index``), the fastest and the knee (closest to the ideal point, objectives
-    scaled to [0, 1] over the front) of the validated front; each subnet once. Subnets tied on accuracy
+    """The most accurate (``headline_index``), the fastest (the smallest when no latency is searched: a deployment
+    still wants the cheap end) and the knee (closest to the ideal point, objectives scaled to [0, 1] over the
+    front) of the validated front; each subnet once. Subnets tied on accuracy
     (top-1 on a few hundred images ties often) are told apart by their validation
     cross-entropy, where it was recorded."""
     if not validated:
@@ -214,9 +216,11 @@ def pick_exports(validated: list[dict], job: SearchJob) -> list[tuple[str, dict]
     # absent in tabular runs and in runs measured before it was recorded ("" once read back from the CSV)
     cross_entropy = [v if isinstance(v := r.get("val_cross_entropy"), float) else 0.0 for r in validated]
     chosen = {"most accurate": int(np.lexsort((cross_entropy, F[:, headline_index(objectives)]))[0])}
-    latency = [i for i, o in enumerate(objectives) if o.base == "latency_ms"]
-    if latency:
-        chosen["fastest"] = int(np.argmin(F[:, latency[0]]))
+    cheap_end = [("fastest", i) for i, o in enumerate(objectives) if o.base == "latency_ms"] + \
+        [("smallest", i) for i, o in enumerate(objectives) if o.base in ANALYTIC_OBJECTIVES]
+    if cheap_end:
+        what, column = cheap_end[0]
+        chosen[what] = int(np.argmin(F[:, column]))
     chosen["knee"] = knee
     out, seen = [], set()
     for what, i in chosen.items():

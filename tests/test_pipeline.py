@@ -90,6 +90,9 @@ def test_picks_mean_the_most_accurate_of_the_runs_feasible_front(pipeline_run):
     rows = [{"trial": 0, "accuracy": 98.0, "latency_ms": 0.5, "size_mb": 0.3},
             {"trial": 1, "accuracy": 97.0, "latency_ms": 0.1, "size_mb": 0.1}]
     assert dict(pick_exports(rows, replace(job, objectives=latency_first)))["most accurate"]["trial"] == 0
+    # without a latency objective the cheap end of the front is still exported: its smallest subnet
+    no_latency = tuple(o for o in job.objectives if o.base != "latency_ms")
+    assert dict(pick_exports(rows, replace(job, objectives=no_latency)))["smallest"]["trial"] == 1
 
 
 def test_a_run_without_latency_profiles_nothing_and_says_so(tiny_run, tmp_path):
