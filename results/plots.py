@@ -143,20 +143,30 @@ def hypervolume_curves(runs: Sequence[Series], objectives: Sequence[Objective]) 
     return curves, reference
 
 
+def curve_labels(runs: Sequence[Series]) -> tuple[list[str], str]:
+    """The legend's label per run and the constraints the title names. Each curve counts only the archs within its
+    run's own constraints: the title names them when every run has the same, each label otherwise (a run without
+    constraints is not "within" another run's)."""
+    limits = [", ".join(sorted(map(str, run.constraints))) for run in runs]
+    if len(set(limits)) == 1:
+        return [run.label for run in runs], limits[0]
+    return [f"{run.label}, within {within}" if within else run.label for run, within in zip(runs, limits)], ""
+
+
 def plot_hypervolume(runs: Sequence[Series], objectives: Sequence[Objective], folder: Path) -> Path:
     curves, _ = hypervolume_curves(runs, objectives)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for i, (run, curve) in enumerate(zip(runs, curves)):
+    labels, shared = curve_labels(runs)
+    for i, (label, curve) in enumerate(zip(labels, curves)):
         # a line style per run as well: runs that start alike (same seed, same first batch) overlap, and a solid
         # line drawn over another hid it
-        ax.plot(np.arange(1, len(curve) + 1), curve, color=COLORS[i % len(COLORS)], lw=1.8, label=run.label,
+        ax.plot(np.arange(1, len(curve) + 1), curve, color=COLORS[i % len(COLORS)], lw=1.8, label=label,
                 ls=("-", "--", ":", "-.")[i % 4])
     ax.set_xlabel("archs measured")
     ax.set_ylabel("hypervolume (normalized objectives, higher is better)")
     # two lines: three objectives with long table column names overflow one
-    within = sorted({str(c) for run in runs for c in run.constraints})
     ax.set_title("hypervolume of the measured front\n" + ", ".join(str(o) for o in objectives)
-                 + (f"; within {', '.join(within)}" if within else ""), fontsize=10)
+                 + (f"; within {shared}" if shared else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

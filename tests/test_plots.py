@@ -1,7 +1,7 @@
 """Plots zoom onto the front a reader looks at, and draw the front a run's constraints allow."""
 import numpy as np
 
-from results.plots import Series, hypervolume_curves, outlying_front, plot_pairs
+from results.plots import Series, curve_labels, hypervolume_curves, outlying_front, plot_pairs
 from search_space.objectives import Constraint, Objective
 
 ACC = Objective("test_acc", "max")
@@ -42,3 +42,12 @@ def test_a_constrained_run_plots_and_scores_only_its_feasible_front(tmp_path):
     assert curve.tolist() == [0.0]
     (path,) = plot_pairs([bound, none], (ACC, LATENCY), tmp_path)
     assert path.stat().st_size > 10_000
+
+
+def test_the_hypervolume_chart_names_each_runs_own_constraints():
+    """Before, the title named every run's constraints, as if a run without any had been bound by them."""
+    limit = Constraint.parse("latency_ms<=5", ["latency_ms"], "test")
+    free, bound, also_bound = Series("free", []), Series("bound", [], (limit,)), Series("also", [], (limit,))
+    assert curve_labels([free, bound]) == (["free", "bound, within latency_ms <= 5"], "")
+    assert curve_labels([bound, also_bound]) == (["bound", "also"], "latency_ms <= 5")
+    assert curve_labels([free]) == (["free"], "")
