@@ -71,6 +71,7 @@ def _sub(subs, name: str, help_text: str, example: str, out: str | None = RUN_FO
     p = subs.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p, out, config)
+    p.set_defaults(command_parser=p)  # for errors argparse only finds after the subcommand's parser returned
     return p
 
 
@@ -537,10 +538,28 @@ def _setup_logging(args: argparse.Namespace) -> None:
     logger.addHandler(console)
 
 
+def _reject_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Exit 2 naming the arguments the subcommand does not take, with the option it has that is closest."""
+    import difflib
+
+    actions = parser._actions  # argparse has no public list
+    positional = {a.dest: a.metavar or a.dest.upper() for a in actions if not a.option_strings}
+    flag = next((u.split("=")[0] for u in unknown if u.startswith("--")), None)
+    hint = ""
+    if flag and flag[2:] in positional:  # `hynas space info --space X`, as `hynas search --space X` has it
+        hint = f"; {positional[flag[2:]]} takes no flag: {parser.prog} {positional[flag[2:]]}"
+    elif flag and (close := difflib.get_close_matches(flag, [o for a in actions for o in a.option_strings], n=1,
+                                                      cutoff=0.75)):  # 0.6 offered --out for --bogus
+        hint = f"; did you mean {close[0]}?"
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``search.py`` and the ``hynas`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse names only `hynas --help` here; the subcommand's own options are what was meant
+        _reject_unknown(args.command_parser, unknown)
     _setup_logging(args)
     try:
         code = args.handler(args)

@@ -87,3 +87,15 @@ def test_bad_input_is_one_line_exit_2(capsys, argv):
     code, err = run_cli(argv, capsys)
     assert code == 2
     assert len(err) == 1 and "error" in err[0]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["search", "--budjet", "5"], "hynas search: error: unrecognized arguments: --budjet 5; did you mean --budget? "
+                                  "(see hynas search --help)"),
+    (["space", "info", "--space", "nb201"], "SPACE takes no flag: hynas space info SPACE (see hynas space info --help)"),
+    (["plot", "runs/a", "--bogus=3"], "hynas plot: error: unrecognized arguments: --bogus=3 (see hynas plot --help)"),
+])
+def test_an_unknown_option_points_at_the_subcommands_help_and_the_option_meant(capsys, argv, says):
+    """Before, argparse named `hynas --help` (the top level, where no subcommand's options are listed)."""
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and len(err) == 1 and err[0].endswith(says)
