@@ -126,11 +126,16 @@ def int8_capable(weight_bits: int, act_bits: int) -> bool:
 
 def export_pick(run: FinishedRun, trained, chosen: Pick, out: Path):
     """Export ``chosen`` from the run's supernet, or from its fine-tuned checkpoint when there is one."""
-    from supernet.export import export_subnet
+    from search_space.costs import arch_costs
     from supernet.checkpoint import load_checkpoint
+    from supernet.export import export_subnet
 
     net, note = trained.supernet, "Weights inherited from the supernet."
-    metrics = dict(chosen.record.values) if chosen.record else {}
+    if chosen.record:
+        metrics = dict(chosen.record.values)
+    else:  # an --arch the search did not measure: what is known without measuring it
+        metrics = arch_costs(trained.space, chosen.arch).as_dict()
+        note += " The run did not measure this arch: its costs are analytic, its latency is not known."
     tuned = finetuned_checkpoint(run, chosen.label)
     if tuned.is_file():
         state = load_checkpoint(tuned, trained.space)

@@ -130,6 +130,21 @@ def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
         assert artefacts <= {p.name for p in folder.iterdir()}
 
 
+def test_an_unmeasured_arch_exports_with_its_analytic_costs(pipeline_run, tmp_path, capsys):
+    """Before, its README's metrics table said "(none recorded)": its size, known without measuring, was left out."""
+    from search_space import load_space
+    from search_space.costs import arch_costs
+
+    _, run = pipeline_run
+    arch = "c16:conv_k3_e2_w4a8|c32:conv_k3_e4_w8a8"
+    assert arch not in (run / "measured.csv").read_text()
+    assert search.main(["export", str(run), "--arch", arch, "--out", str(tmp_path / "e"), "-q"]) == 0
+    info = yaml.safe_load((tmp_path / "e" / "arch.yaml").read_text())
+    space = load_space("mnist_hybrid")
+    assert info["metrics"]["size_mb"] == pytest.approx(arch_costs(space, space.arch_from_str(arch)).size_mb)
+    assert "latency is not known" in (tmp_path / "e" / "README.md").read_text()
+
+
 def test_exported_program_reproduces_the_supernet(pipeline_run):
     folder, run = pipeline_run
     config = load_config(str(folder / "pipe.yaml"))
