@@ -286,10 +286,12 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
     base_cols = [("baseline", "baseline"), ("arch", "arch")] + [(o.name, o.label()) for o in job.objectives] + \
         [("test_accuracy", "test accuracy [%]")]
     best = max(validated, key=lambda r: r["test_accuracy"]) if validated else None
+    measured_on = ", ".join(sorted({p.name for p in latency_profiles(job, config).values()}))
     summary = [f"space `{job.space.name}` ({job.space.size():,} archs), data `{config.data.dataset}`, "
                f"supernet trained {count_epochs(config.train.epochs)}",
                f"search `{config.search.strategy}`, {len(outcome.records)} archs measured, objectives "
-               + ", ".join(map(str, job.objectives)) + f", hardware {', '.join(config.hardware)}",
+               + ", ".join(map(str, job.objectives))
+               + f", hardware {measured_on or 'none (no latency measured)'}",
                "time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
     if best:
         summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")

@@ -103,6 +103,7 @@ def test_a_run_without_latency_profiles_nothing_and_says_so(tiny_run, tmp_path):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "validated: test-split accuracy." in report and "latency_ms" not in report.split("## Baselines")[0]
     assert "Measured latency varies" not in report
+    assert ", hardware none (no latency measured)" in report  # before: the config's profile, which measured nothing
 
 
 def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
