@@ -268,18 +268,20 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from results.report import format_value
-    from search_engine.job import build_job, inputs_checked, run_job, true_front_hypervolume
+    from search_engine.job import build_job, inputs_checked, loads_supernet, run_job, true_front_hypervolume
     from search_engine.run_folder import open_run, run_folder_path
 
     config = _search_config(args)
     job = build_job(config)  # validate everything before touching the run folder
-    with inputs_checked(job, config, run_folder_path(config, args.out)):
+    run_path = run_folder_path(config, args.out)
+    with inputs_checked(job, config, run_path):
         if args.storage:
             from results.store import open_storage
 
             open_storage(args.storage)
         _check_cluster(config.search.address)
-        run_dir, handler = open_run(config, args.out, args.resume, args.force)
+        supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
+        run_dir, handler = open_run(config, args.out, args.resume, args.force, supernet)
         try:
             job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
         finally:
@@ -438,7 +440,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run, chosen, trained = _export_target(args, "cpu")  # cheap on a CPU, so a run trained on a GPU exports anywhere
     out = prepare_run_folder(Path(args.out) if args.out else run.folder / "export" / chosen.label, args.resume,
-                             args.force)
+                             args.force, reads=[run.folder])
     result = export_pick(run, trained, chosen, out)
     print(f"exported {chosen.arch} to {out}: accuracy of the exported model validation "
           f"{result.accuracy['validation']:.2f} %, test {result.accuracy['test']:.2f} %")

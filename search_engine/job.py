@@ -271,6 +271,12 @@ def _needs_supernet(wanted: set[str], latency: dict) -> bool:
     return "accuracy" in wanted or any(p.lut is None for p in latency.values())
 
 
+def loads_supernet(job: SearchJob, config: ExperimentConfig, trains: bool = False) -> bool:
+    """Whether the job runs a supernet: a hybrid space measured for accuracy or timed rather than looked up."""
+    return isinstance(job.space, HybridSpace) and (trains or _needs_supernet(_wanted(job),
+                                                                            latency_profiles(job, config)))
+
+
 @contextlib.contextmanager
 def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trains: bool = False) -> Iterator:
     """Read the data set and the supernet checkpoint a search (``trains``: a run that trains the supernet first)
@@ -278,8 +284,7 @@ def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
     data path, a folder without a trained supernet, or a supernet trained on other images is one line and
     leaves no half-made or changed run folder behind. Within the block the evaluators reuse the data set read
     here (``supernet.data.loading_once``)."""
-    if not (isinstance(job.space, HybridSpace) and
-            (trains or _needs_supernet(_wanted(job), latency_profiles(job, config)))):
+    if not loads_supernet(job, config, trains):
         yield None  # a table, or costs only: nothing to read, and no torch to import
         return
     from supernet.data import load_dataset, loading_once

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 
-from search_space.config import ExperimentConfig
+from search_space.config import ExperimentConfig, load_hardware
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 
@@ -18,8 +19,9 @@ RESUME_MAY_CHANGE = frozenset({"search.budget", "search.time_limit_s", "search.r
                                "search.address", "device"})
 
 
-def prepare_run_folder(path: str | Path, resume: bool, force: bool) -> Path:
-    """Return the run folder, ready to write; an existing non-empty one needs ``resume`` or ``force``."""
+def prepare_run_folder(path: str | Path, resume: bool, force: bool, reads: Iterable[str | Path] = ()) -> Path:
+    """Return the run folder, ready to write; an existing non-empty one needs ``resume`` or ``force``. ``force``
+    is refused when the folder holds one of the files the command ``reads`` (a checkpoint it searches)."""
     path = Path(path)
     if resume and force:
         raise ConfigError("--resume and --force contradict each other; give one")
@@ -27,6 +29,7 @@ def prepare_run_folder(path: str | Path, resume: bool, force: bool) -> Path:
         raise ConfigError(f"{path}: exists and is not a folder")
     if path.is_dir() and any(path.iterdir()):
         if force:
+            _refuse_deleting_inputs(path, reads)
             shutil.rmtree(path)
         elif not resume:
             raise ConfigError(f"{path}: run folder exists; continue it with --resume or replace it with --force")
@@ -34,6 +37,24 @@ def prepare_run_folder(path: str | Path, resume: bool, force: bool) -> Path:
         raise ConfigError(f"{path}: no run to resume there; drop --resume to start one")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _refuse_deleting_inputs(folder: Path, reads: Iterable[str | Path]) -> None:
+    """Before ``--force`` empties ``folder``: one line if an input of the command lies in it. Replacing
+    ``runs/demo`` by a search of ``runs/demo/supernet.pt`` deleted the supernet, then stopped for want of it."""
+    root = folder.resolve()
+    for read in reads:
+        target = Path(read).resolve()
+        if target == root or root in target.parents:
+            raise ConfigError(f"{folder}: --force would delete {read}, which this command reads; give another --out")
+
+
+def config_inputs(config: ExperimentConfig) -> list[str]:
+    """The files and folders a run reads that its config names (beyond its own run folder): the supernet
+    checkpoint, the space and hardware YAML files, their lookup tables, the benchmark table, the data set."""
+    named = [config.checkpoint, config.table, config.data.path, config.space, *config.hardware]
+    luts = [profile.lut for profile in map(load_hardware, config.hardware) if profile.lut]
+    return [str(p) for p in named + luts if p and Path(p).exists()]  # preset names are no paths
 
 
 def prepare_output_file(path: Path, resume: bool, force: bool) -> None:
@@ -126,13 +147,15 @@ def ensure_run_folder(folder: Path, config: ExperimentConfig) -> None:
         atomic_write_text(folder / CONFIG_FILE, config.to_yaml())
 
 
-def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool) -> tuple[Path, logging.Handler]:
+def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool,
+             reads: Iterable[Path] = ()) -> tuple[Path, logging.Handler]:
     """Prepare the run folder (``run_folder_path``), write the resolved ``config.yaml`` and mirror the
     log into it. Call only after the input is validated. A resumed run must keep the settings it
-    was started with (``refuse_other_run_settings``)."""
+    was started with (``refuse_other_run_settings``). ``reads``: inputs beyond those the config names
+    (``config_inputs``), such as a search's supernet in its own folder, which ``force`` must not delete."""
     path = run_folder_path(config, out)
     if resume and not force:
         refuse_other_run_settings(path, config)
-    folder = prepare_run_folder(path, resume, force)
+    folder = prepare_run_folder(path, resume, force, [*config_inputs(config), *reads])
     atomic_write_text(folder / CONFIG_FILE, config.to_yaml())
     return folder, attach_log_file(folder)

@@ -323,6 +323,7 @@ BAD = [
     (lambda f, r: ["export", str(r), "--arch", "c99:conv_k3_e2_w8a8"], "c99"),
     (lambda f, r: ["export", str(r), "--arch", "garbage"], "--arch: cannot parse stage 'garbage'"),
     (lambda f, r: ["export", str(r), "--trial", "0", "--out", str(r)], "--force"),
+    (lambda f, r: ["export", str(r), "--trial", "0", "--out", str(r), "--force"], "--force would delete"),
     (lambda f, r: ["finetune", str(r)], "exactly one"),
     (lambda f, r: ["finetune", str(r), "--trial", "0", "--epochs", "0"], "must be positive"),
     (lambda f, r: ["finetune", str(f / "not_a_run"), "--trial", "0"], "not a run folder"),
@@ -387,6 +388,24 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_run_alone(bad_inputs, capsy
     assert code == 2 and len(err) == 1 and words in err[0], err
     assert "Traceback" not in err[0]
     assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_force_does_not_delete_the_supernet_a_search_reads(tiny_run, tmp_path, capsys, named):
+    """Before, `search --out runs/demo --force` (with checkpoint=runs/demo/supernet.pt, or without, which reads
+    the folder's own) deleted the supernet, then stopped for want of it."""
+    import shutil
+
+    own = tmp_path / "own"
+    own.mkdir()
+    shutil.copy(tiny_run[1] / "supernet.pt", own / "supernet.pt")
+    config = write_trained_config(tiny_run, tmp_path, "own", budget=4, batch_size=2, initial=2)
+    before = _snapshot(own)
+    checkpoint = str(own / "supernet.pt") if named else "null"
+    code, err = run_cli(["search", "--config", str(config), "--set", f"checkpoint={checkpoint}", "--out", str(own),
+                         "--force"], capsys)
+    assert code == 2 and len(err) == 1 and "--force would delete" in err[0] and "supernet.pt" in err[0]
+    assert _snapshot(own) == before
 
 
 def test_there_are_at_least_thirty_bad_inputs():
