@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_p = _sub(subs, "train", "train the supernet once (sandwich rule, in-place distillation, fake quantization)",
                    "hynas train --config configs/demo.yaml --set train.epochs=6")
-    _device_option(train_p)
+    _device_option(train_p, times=False)
     train_p.add_argument("--workers", type=_positive_int, default=1,
                          help="data-parallel processes on Ray Train (torch DDP, gloo); 1 trains in this process")
     train_p.add_argument("--address", help="Ray cluster for --workers (as for search); default: local")
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "from the supernet's teachers), then re-measure it; a later export uses the fine-tuned weights",
                       "hynas finetune runs/demo --trial 12 --epochs 3", out=None, config=False)
     _subnet_choice(finetune_p)
-    _device_option(finetune_p, "the run's")
+    _device_option(finetune_p, "the run's", times=False)
     finetune_p.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: %(default)s)")
     finetune_p.add_argument("--force", action="store_true",
                             help="fine-tune again, replacing RUN/finetuned/<subnet>/ (it starts from the supernet "
@@ -224,9 +224,10 @@ def _int_at_least(minimum: int):
 _positive_int = _int_at_least(1)
 
 
-def _device_option(p: argparse.ArgumentParser, default: str = "the config's") -> None:
+def _device_option(p: argparse.ArgumentParser, default: str = "the config's", times: bool = True) -> None:
+    """``times``: the command measures latency (search, run), which the device does not move."""
     p.add_argument("--device", help=f"torch device for training and accuracy, e.g. cpu or cuda (default: {default}, "
-                   "cpu); latency is measured where the hardware profile says")
+                   "cpu)" + ("; latency is measured where the hardware profile says" if times else ""))
 
 
 def _common_overrides(args: argparse.Namespace) -> list[str]:
