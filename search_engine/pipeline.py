@@ -299,6 +299,7 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
              "size; on a CPU they run as int8. 8-bit layers run as real int8 in ONNX Runtime."]
     if again:
         notes.append("Measured latency varies between runs and machines; the same seed gives the same protocol, not "
-                     "the same numbers. `*_again` columns show how much.")
+                     "the same numbers: the front's \"measured again\" column (`*_again` in validated.csv) shows "
+                     "how much.")
     return ReportInput(f"hynas run `{config.name}`", summary, job.objectives, validated, front_cols, baselines,
                        base_cols, plots, exports, notes)
