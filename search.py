@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search_space.config import ExperimentConfig, load_config, load_space
+from search_space.config import ExperimentConfig, count_epochs, load_config, load_space
 from search_space.errors import EXIT_USAGE, HynasError, reader_gone
 
 if TYPE_CHECKING:
@@ -332,7 +332,6 @@ def _refuse_other_training(config: ExperimentConfig, space: HybridSpace, args: a
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from results.report import count_epochs
     from search_engine.run_folder import open_run
     from search_space.hybrid import HybridSpace
     from supernet.checkpoint import load_checkpoint
@@ -454,7 +453,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from results.report import count_epochs
     from search_engine.deploy import finetuned_checkpoint
     from supernet.finetune import finetune_subnet
 

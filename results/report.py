@@ -29,11 +29,6 @@ def format_value(name: str, value: float) -> str:
     return f"{value:.2f}" if "accuracy" in name else f"{value:.4g}"
 
 
-def count_epochs(n: int) -> str:
-    """``1 epoch``, ``3 epochs``: how reports and messages count training epochs."""
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
-
-
 def _cell(key: str, value: object) -> str:
     if isinstance(value, float):
         return format_value(key, value)

@@ -13,12 +13,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from results.report import count_epochs
 from results.store import Record
 from results.tables import front_of
 from search_engine.run_folder import CONFIG_FILE
 from search_space.arch import Arch
-from search_space.config import ExperimentConfig, load_config
+from search_space.config import ExperimentConfig, count_epochs, load_config
 from search_space.errors import ConfigError, SearchSpaceError
 from search_space.hybrid import HybridSpace
 from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, headline_index

@@ -24,13 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 from results.plots import Series, plot_hypervolume, plot_pairs
-from results.report import ReportInput, count_epochs, write_report
+from results.report import ReportInput, write_report
 from results.store import Record
 from search_engine.evaluators import CompositeEvaluator, Evaluator
 from search_engine.job import SearchJob, build_job, latency_profiles, make_evaluator, profiled_table, run_job
 from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
-from search_space.config import TABULAR_SPACES, ExperimentConfig
+from search_space.config import TABULAR_SPACES, ExperimentConfig, count_epochs
 from search_space.errors import ConfigError
 from search_space.objectives import ANALYTIC_OBJECTIVES
 from search_space.files import atomic_write_text

@@ -135,6 +135,11 @@ class DataConfig:
 TEACHERS = ("mixed", "per-block", "largest")
 
 
+def count_epochs(n: int) -> str:
+    """``1 epoch``, ``3 epochs``: how reports and messages count training epochs."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 12

@@ -288,6 +288,10 @@ def _read_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datas
         raise DataError(f"data set {config.dataset!r} has images of shape {data.images.shape[1:]}, but the space's "
                         f"input is {(channels, size, size)}; fix the space's 'input' or pick another data set")
     _check_class_count(named, len(data.classes), input_spec)
+    if len(data.classes) < input_spec.classes:  # works (unused outputs learn never to fire), but a user may not know
+        log.info("%s has %d classes, the space's classifier %d outputs (input.classes); a space with input.classes: "
+                 "%d has a smaller head and no outputs that never fire", named, len(data.classes), input_spec.classes,
+                 len(data.classes))
     if config.limit is not None and config.limit < len(data.labels):
         data = data.subset(_stratified_subset(data.labels, config.limit, seed))
     train, val, test = _split(data, config, seed)
@@ -302,7 +306,7 @@ def _read_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datas
 
 
 def _check_class_count(named: str, classes: int, input_spec: InputSpec) -> None:
-    if classes > input_spec.classes:  # fewer is fine: the unused outputs simply learn never to fire
+    if classes > input_spec.classes:  # fewer is fine (load_dataset says so)
         raise DataError(f"{named} has {classes} classes, but the space's input.classes is {input_spec.classes}; "
                         "raise it in the space's YAML")
 

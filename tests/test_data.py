@@ -61,14 +61,18 @@ def test_cifar10_class_names_come_from_its_batches_meta(tmp_path):
         load_dataset(DataConfig(dataset="cifar10", path=str(tmp_path)), CIFAR_INPUT, seed=0)
 
 
-def test_a_folder_of_class_subfolders_loads_resized_and_converted(tmp_path):
+def test_a_folder_of_class_subfolders_loads_resized_and_converted(tmp_path, caplog):
     for label, (cls, shade) in enumerate({"ant": 0, "bee": 120, "cat": 240}.items()):
         (tmp_path / cls).mkdir()
         for i in range(10):
             Image.new("RGB", (40, 30), (shade, shade, 255 - shade)).save(tmp_path / cls / f"{i}.png")
     (tmp_path / "ant" / "notes.txt").write_text("not an image, skipped")
     (tmp_path / ".ipynb_checkpoints").mkdir()  # hidden: not a class
-    data = load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 28, 10), seed=0)
+    with caplog.at_level("INFO", logger="hynas"):
+        data = load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 28, 10), seed=0)
+    # fewer classes than the space's outputs works, and says so once
+    assert [r.getMessage().split(" has ")[1][:44] for r in caplog.records if "classifier" in r.getMessage()] == \
+        ["3 classes, the space's classifier 10 outputs"]
     assert data.preprocessing.classes == ("ant", "bee", "cat") and data.train.images.shape[1:] == (1, 28, 28)
     assert len(data.train) + len(data.val) + len(data.test) == 30
     gray = {int(y): float(x.mean()) for x, y in zip(data.train.images, data.train.labels)}
