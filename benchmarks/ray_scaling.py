@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.entry import run  # noqa: E402
 from search_engine.deploy import run_config  # noqa: E402
 from search_engine.job import EvaluatorRecipe  # noqa: E402
-from search_engine.runners import load_runner  # noqa: E402
+from search_engine.runners import RUNNERS  # noqa: E402
 from search_space import load_space  # noqa: E402
 
 
 def throughput(runner_name: str, recipe, archs, workers: int) -> tuple[float, float]:
     start = time.perf_counter()
-    runner = load_runner(runner_name)(recipe, workers=workers)
+    runner = RUNNERS.get(runner_name)(recipe, workers=workers)
     if runner_name == "ray":
         runner.worker_pids()  # wait until every worker has built its evaluator
     ready = time.perf_counter() - start

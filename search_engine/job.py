@@ -20,7 +20,7 @@ from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
 from search_engine.run_folder import ensure_run_folder
-from search_engine.runners import RUNNERS, load_runner
+from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES, Strategy
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, HardwareProfile, load_hardware, load_space
@@ -85,9 +85,7 @@ def build_job(config: ExperimentConfig) -> SearchJob:
         # every cell, where one from the first batch leaves out anything slower or worse than those archs.
         reference = reference_from(np.stack([space.table.columns[o.name] * o.sign for o in objectives], axis=1))
     s = config.search
-    STRATEGIES.get(s.strategy), PREDICTORS.get(s.predictor)  # unknown names fail here
-    if s.runner != "ray":
-        RUNNERS.get(s.runner)
+    STRATEGIES.check(s.strategy), PREDICTORS.check(s.predictor), RUNNERS.check(s.runner)  # unknown names fail here
     for name in config.hardware:
         profile = load_hardware(name)
         if profile.lut is not None and isinstance(space, HybridSpace):
@@ -337,7 +335,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     profiles = [load_hardware(name) for name in config.hardware]
     node = next((p.node for p in profiles if p.node and p.lut is None), None)
     threads = max((p.threads for p in profiles), default=1)
-    runner = load_runner(config.search.runner)(EvaluatorRecipe(config, run_dir), workers=config.search.workers,
+    runner = RUNNERS.get(config.search.runner)(EvaluatorRecipe(config, run_dir), workers=config.search.workers,
                                                address=config.search.address, threads=threads, node=node)
     log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
              config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),

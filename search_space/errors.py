@@ -44,5 +44,6 @@ class DataError(HynasError):
 
 def did_you_mean(value: str, allowed: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest allowed name, or ``""``."""
-    matches = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1, cutoff=0.5)
-    return f" (did you mean {matches[0]!r}?)" if matches else ""
+    by_lower = {str(a).lower(): str(a) for a in allowed}  # 'LINAS' means 'linas'
+    matches = difflib.get_close_matches(str(value).lower(), by_lower, n=1, cutoff=0.5)
+    return f" (did you mean {by_lower[matches[0]]!r}?)" if matches else ""

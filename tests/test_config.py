@@ -131,6 +131,17 @@ def test_registry_rejects_duplicates_and_suggests():
     with pytest.raises(ConfigError, match="did you mean 'alpha'"):
         reg.get("alpah")
     assert reg.names() == ["alpha"] and "alpha" in reg
+    with pytest.raises(ConfigError, match="did you mean 'alpha'"):
+        reg.get("ALPHA")  # before: no suggestion for another case
+
+
+def test_a_runner_imported_on_first_use_is_listed_among_the_choices():
+    """Before, `--runner rayy` answered "choose one of: local": the Ray runner registers when its module is imported."""
+    from search_engine.runners import RUNNERS
+
+    with pytest.raises(ConfigError, match=r"unknown runner 'rayy' \(did you mean 'ray'\?\); choose one of: local, ray"):
+        RUNNERS.check("rayy")
+    assert "ray" in RUNNERS and RUNNERS.get("ray").__name__ == "RayRunner"
 
 
 def test_an_empty_config_file_takes_the_defaults_and_says_so(tmp_path, caplog):

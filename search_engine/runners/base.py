@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from search_space.objectives import Metrics
 from search_space.registry import Registry
 
-RUNNERS: Registry = Registry("runner")
+RUNNERS: Registry = Registry("runner", imported_on_use={"ray": "search_engine.runners.ray_runner"})
 
 
 class Runner(Protocol):
