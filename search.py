@@ -428,7 +428,10 @@ def _export_target(args: argparse.Namespace, device: str | None = None):
     from search_engine.deploy import open_finished_run, pick_subnet
     from supernet.trained import load_trained
 
-    run = open_finished_run(args.run)
+    run = open_finished_run(args.run, need_records=False)
+    if not run.records and args.arch is None:  # an --arch of a trained supernet needs no search
+        raise HynasError(f"{run.folder}: nothing measured to choose from (no measured.csv with results); search it "
+                         f"first (`hynas search --out {run.folder} --resume`), or name a subnet with --arch")
     space = load_space(run.config.space)
     chosen = pick_subnet(run, space, args.trial, args.arch, args.pick)
     return run, chosen, load_trained(run.config, run.checkpoint, device)

@@ -56,7 +56,8 @@ def open_finished_run(folder: str | Path, need_records: bool = True) -> Finished
     objectives, constraints = objectives_and_constraints(config, load_space(config.space, config.table))
     records = read_measured(folder / "measured.csv", objectives) if (folder / "measured.csv").is_file() else ()
     if need_records and not records:
-        raise ConfigError(f"{folder}: no measured.csv with results; run `hynas search --resume` there first")
+        raise ConfigError(f"{folder}: no measured.csv with results; search it first (`hynas search --out {folder} "
+                          "--resume`)")
     return FinishedRun(folder, config, objectives, constraints, tuple(records))
 
 

@@ -146,6 +146,17 @@ def test_an_unmeasured_arch_exports_with_its_analytic_costs(pipeline_run, tmp_pa
     assert "latency is not known" in (tmp_path / "e" / "README.md").read_text()
 
 
+def test_an_arch_of_a_supernet_not_yet_searched_exports(tiny_run, tmp_path, capsys):
+    """Before, `export RUN --arch` of a folder that `hynas train` wrote asked for a search first."""
+    _, trained = tiny_run
+    assert not (trained / "measured.csv").exists()
+    arch = "c16:conv_k3_e2_w4a8|c32:conv_k3_e4_w8a8"
+    assert search.main(["export", str(trained), "--arch", arch, "--out", str(tmp_path / "e"), "-q"]) == 0
+    assert yaml.safe_load((tmp_path / "e" / "arch.yaml").read_text())["arch"] == arch
+    code, err = run_cli(["export", str(trained), "--trial", "0", "--out", str(tmp_path / "t")], capsys)
+    assert code == 2 and len(err) == 1 and "nothing measured to choose from" in err[0] and "--arch" in err[0]
+
+
 def test_exported_program_reproduces_the_supernet(pipeline_run):
     folder, run = pipeline_run
     config = load_config(str(folder / "pipe.yaml"))
