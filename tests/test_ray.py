@@ -121,3 +121,14 @@ def test_a_wrong_cluster_address_is_one_line_in_seconds_and_makes_no_run_folder(
     code, err = run_cli(argv, capsys)
     assert code == 2 and len(err) == 1 and f"--address {address}: {words}" in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+def test_address_auto_without_a_cluster_makes_no_run_folder(tmp_path, capsys, monkeypatch):
+    """Before, `--address auto` was left to ray.init, which failed only after the run folder was made."""
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")  # where "auto" leads: no cluster there
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--budget", "10", "--runner", "ray", "--address", "auto",
+            "--out", str(tmp_path / "run")]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and len(err) == 1 and "--address auto (" in err[0] and "no Ray cluster answers there" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -57,19 +57,28 @@ PROBE_SECONDS = 5.0  # a cluster's head answers a TCP connect at once; only a wr
 
 
 def check_ray_address(address: str) -> None:
-    """A one-line ``ConfigError`` unless something accepts connections at ``address`` (``host:port`` or
-    ``ray://host:port``; ``auto`` is left to Ray, which fails at once when no cluster is running).
+    """A one-line ``ConfigError`` unless something accepts connections at ``address`` (``host:port``,
+    ``ray://host:port``, or ``auto``: the cluster Ray would join, ``RAY_ADDRESS`` or the last ``ray start`` here).
 
     Ray itself retries an unreachable address for minutes, printing only its own warnings."""
+    given = address
     if address == "auto":
-        return
+        # Ray has no public call that says where "auto" leads; its own resolution, so that a missing cluster
+        # stops the command before its run folder is made (ray.init would only find out after).
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            address = canonicalize_bootstrap_address("auto")
+        except (ConnectionError, ValueError) as err:
+            raise ConfigError(f"--address auto: cannot join the Ray cluster ({err})") from None
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--address {address}: expected host:port, ray://host:port or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
     except OSError as err:
-        raise ConfigError(f"--address {address}: no Ray cluster answers there ({err}); "
+        where = address if given == address else f"auto ({address})"
+        raise ConfigError(f"--address {where}: no Ray cluster answers there ({err}); "
                           "start one with `ray start --head` or fix the address") from None
 
 
