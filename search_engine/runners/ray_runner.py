@@ -65,8 +65,10 @@ def check_ray_address(address: str) -> None:
     if address == "auto":
         # Ray has no public call that says where "auto" leads; its own resolution, so that a missing cluster
         # stops the command before its run folder is made (ray.init would only find out after).
-        from ray._private.services import canonicalize_bootstrap_address
-
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+        except ImportError:  # gone in some later Ray: ray.init still refuses, after the folder is made
+            return
         try:
             address = canonicalize_bootstrap_address("auto")
         except (ConnectionError, ValueError) as err:
