@@ -8,12 +8,26 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+# The permissions a plainly created file gets (0644 under the usual umask), read once, at import, where no other
+# thread can be creating files meanwhile.
+NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``. The file gets
+    the permissions of any new file (``NEW_FILE_MODE``), not the owner-only ones of a temporary file, so that
+    a checkpoint or an export can be shared like the plots beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, NEW_FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

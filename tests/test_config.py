@@ -197,3 +197,15 @@ def test_the_configs_own_bookkeeping_is_not_a_key_a_user_can_set():
     with pytest.raises(ConfigError, match="source: unknown key") as err:
         load_config("demo", ["source=x"])
     assert "source" not in str(err.value).split("allowed keys: ")[1]  # before: offered, and accepted
+
+
+def test_an_atomically_written_file_gets_the_permissions_of_any_new_file(tmp_path):
+    """Before, checkpoints, tables and exports were owner-only (a temporary file's 0600) beside 0644 plots."""
+    import stat
+
+    from search_space.files import atomic_write_text
+
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    (tmp_path / "plain.txt").write_text("x")
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("atomic.txt", "plain.txt")}
+    assert modes["atomic.txt"] == modes["plain.txt"], modes
