@@ -111,10 +111,13 @@ class ResultsStore:
     """Measured archs of one search, in an Optuna study."""
 
     def __init__(self, storage_url: str, study_name: str, objectives: Sequence[Objective], space_name: str,
-                 gene_count: int, gene_upper: Sequence[int]) -> None:
+                 gene_names: Sequence[str], gene_upper: Sequence[int]) -> None:
+        """``gene_names`` and ``gene_upper``: a trial's parameters, one per gene (the space's names; studies
+        written before session 28 named them ``g0``, ``g1``, ...: archs are read back from their strings)."""
         self.objectives = tuple(objectives)
         self.storage = open_storage(storage_url)
-        self._distributions = {f"g{i}": IntDistribution(0, int(gene_upper[i])) for i in range(gene_count)}
+        self._distributions = {name: IntDistribution(0, int(up))
+                               for name, up in zip(gene_names, gene_upper, strict=True)}
         self.study = optuna.create_study(
             storage=self.storage, study_name=study_name, load_if_exists=True,
             directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
@@ -141,7 +144,7 @@ class ResultsStore:
         """Create a RUNNING trial for ``arch_str``; ``None`` when another driver has it or the budget is spent."""
         template = create_trial(
             state=TrialState.RUNNING,
-            params={f"g{i}": int(g) for i, g in enumerate(genes)},
+            params={name: int(g) for name, g in zip(self._distributions, genes, strict=True)},
             distributions=self._distributions,
             user_attrs={ATTR_ARCH: arch_str, ATTR_DRIVER: self.driver},
         )

@@ -18,8 +18,8 @@ OBJ = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
 
 
 def _store(nb201_space, url, name="s"):
-    lower, upper = nb201_space.bounds()
-    return ResultsStore(url, name, OBJ, nb201_space.name, len(upper), upper)
+    upper = nb201_space.bounds()[1]
+    return ResultsStore(url, name, OBJ, nb201_space.name, nb201_space.gene_names(), upper)
 
 
 def _run(nb201_space, store, seed, budget, strategy="random"):
@@ -44,15 +44,24 @@ def test_claims_block_duplicates_and_the_budget(nb201_space, tmp_path):
     (record,) = store.measured()
     assert record.arch == arch.to_str() and record.values["test_acc"] == nb201_space.table.values(arch)["test_acc"]
     assert record.meta["host"] == "h" and store.active_count() == 2
+    # the study's parameters say what each gene chooses (an Optuna dashboard's importances name them)
+    assert store.study.trials[first].params == dict(zip(nb201_space.gene_names(), genes.tolist()))
+    assert list(store.study.trials[first].params)[:2] == ["node1~0", "node2~0"]
+
+
+def test_a_hybrid_space_names_every_gene(mnist_space):
+    names = mnist_space.gene_names()
+    assert len(names) == len(mnist_space.bounds()[1]) == len(set(names))
+    assert names[:3] == ("s0.depth", "s0.width", "s0.l0.block") and "s1.l2.wbits" in names
 
 
 def test_store_rejects_a_study_with_other_objectives(nb201_space, tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     _store(nb201_space, url)
-    lower, upper = nb201_space.bounds()
+    upper = nb201_space.bounds()[1]
     with pytest.raises(ConfigError, match="objectives"):
         ResultsStore(url, "s", (Objective("val_acc", "max"), Objective("latency_raspi4_ms", "min")),
-                     nb201_space.name, len(upper), upper)
+                     nb201_space.name, nb201_space.gene_names(), upper)
 
 
 def test_two_drivers_share_one_budget_without_losing_or_duplicating(nb201_space, tmp_path):

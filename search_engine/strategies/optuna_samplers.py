@@ -18,8 +18,8 @@ class OptunaStrategy(Strategy):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         lower, upper = self.space.bounds()
-        self._distributions = {f"g{i}": IntDistribution(int(lo), int(up))
-                               for i, (lo, up) in enumerate(zip(lower, upper))}
+        self._distributions = {name: IntDistribution(int(lo), int(up))
+                               for name, lo, up in zip(self.space.gene_names(), lower, upper, strict=True)}
         self._study = optuna.create_study(
             sampler=self._sampler(),
             directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
