@@ -175,6 +175,9 @@ def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, 
         return f"| `{name}` | {what} | {_verdict(name, value)} |"
 
     onnx_file = "model_int8.onnx" if "model_int8.onnx" in checks else "model_fp32.onnx"  # int8 only where bits allow
+    no_int8 = "" if "model_int8.onnx" in checks else (
+        "\nNo `model_int8.onnx`: no layer of this subnet runs in int8 (each has 32-bit weights or activations); "
+        "`model_fp32.onnx` is its ONNX model.\n")
     measured = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items()) or "| (none recorded) | |"
     return f"""# Exported subnet
 
@@ -191,7 +194,7 @@ def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, 
 | file | check | |
 |---|---|---|
 {chr(10).join(check_line(n) for n in checks)}
-
+{no_int8}
 ## Input
 The normalization of the training data, recorded as `input` and `classes` in `arch.yaml`:
 - shape `(N, {prep.channels}, {prep.size}, {prep.size})`, float32;

@@ -132,18 +132,21 @@ def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
 
 
 def test_an_unmeasured_arch_exports_with_its_analytic_costs(pipeline_run, tmp_path, capsys):
-    """Before, its README's metrics table said "(none recorded)": its size, known without measuring, was left out."""
+    """Before, its README's metrics table said "(none recorded)": its size, known without measuring, was left out;
+    and a subnet without an int8 model did not say why that file is missing."""
     from search_space import load_space
     from search_space.costs import arch_costs
 
     _, run = pipeline_run
-    arch = "c16:conv_k3_e2_w4a8|c32:conv_k3_e4_w8a8"
+    arch = "c16:conv_k3_e2_w4a32|c32:conv_k3_e4_w32a32"  # no layer at <= 8 bits throughout: no int8 model either
     assert arch not in (run / "measured.csv").read_text()
     assert search.main(["export", str(run), "--arch", arch, "--out", str(tmp_path / "e"), "-q"]) == 0
     info = yaml.safe_load((tmp_path / "e" / "arch.yaml").read_text())
     space = load_space("mnist_hybrid")
     assert info["metrics"]["size_mb"] == pytest.approx(arch_costs(space, space.arch_from_str(arch)).size_mb)
-    assert "latency is not known" in (tmp_path / "e" / "README.md").read_text()
+    readme = (tmp_path / "e" / "README.md").read_text()
+    assert "latency is not known" in readme
+    assert "No `model_int8.onnx`" in readme and not (tmp_path / "e" / "model_int8.onnx").exists()
 
 
 def test_an_arch_of_a_supernet_not_yet_searched_exports(tiny_run, tmp_path, capsys):
