@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "of the same objectives", "hynas plot runs/demo runs/demo-nsga2 --out plots/", config=False,
                   out=None)
     plot_p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
-    plot_p.add_argument("--out", metavar="DIR", help="where the PNG files go (default: the first run folder)")
+    plot_p.add_argument("--out", metavar="DIR", help="where the PNG files go (default: the run folder for one run; "
+                        "FIRST_RUN/compare for several, so that the plots its report shows stay)")
     plot_p.set_defaults(handler=cmd_plot)
     return parser
 
@@ -408,7 +409,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if [o.name for o in run.objectives] != [o.name for o in objectives]:
             raise HynasError(f"{run.folder}: objectives {[str(o) for o in run.objectives]} differ from "
                              f"{runs[0].folder}'s {[str(o) for o in objectives]}; plot runs of the same objectives")
-    out = Path(args.out) if args.out else runs[0].folder
+    # several runs: beside the first run's own plots, not over them (its report.md shows those, with baselines)
+    out = Path(args.out) if args.out else runs[0].folder / ("compare" if len(runs) > 1 else "")
     out.mkdir(parents=True, exist_ok=True)
     labels = [r.folder.name if r.config.search.strategy in r.folder.name else
               f"{r.folder.name} ({r.config.search.strategy})" for r in runs]

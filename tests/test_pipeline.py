@@ -295,6 +295,16 @@ def test_plot_compares_runs(pipeline_run, tmp_path, capsys):
     assert code == 0, err
     assert (tmp_path / "hypervolume.png").stat().st_size > 10_000
 
+    # without --out, beside the first run's own plots: its report shows those (before, they were replaced)
+    import shutil
+
+    copy = shutil.copytree(run, tmp_path / "copy")
+    own = _snapshot(copy)
+    code, err = run_cli(["plot", str(copy), str(run)], capsys)
+    assert code == 0, err
+    assert (copy / "compare" / "hypervolume.png").is_file()
+    assert {k: v for k, v in _snapshot(copy).items() if not k.startswith("compare")} == own
+
 
 BAD = [
     # (argv builder given (folder, run), words the one line must contain)
