@@ -191,6 +191,16 @@ def test_linas_values_archs_slower_than_its_first_batch_once_such_an_arch_is_mea
     assert strategy._select([quick, best], 1, believed=[]) == [best]
 
 
+def test_linas_keeps_its_picks_within_a_limit_on_a_measured_value_that_is_no_objective(nb201_space):
+    """Before, a limit on a table column that no objective names (Eyeriss latency while searching for raspi4's)
+    filtered nothing: 57-63 of the 80 picks after the first batch broke it (4 seeds of `hynas search`)."""
+    limit = Constraint("latency_eyeriss_ms", "<=", 3.0)
+    strategy = _strategy("linas", nb201_space, TAB_OBJECTIVES, constraints=(limit,))
+    measured = strategy.run(_table_eval(nb201_space), budget=50, batch_size=10)
+    after_first = [v for _, v in measured[10:]]
+    assert sum(not limit.satisfied(v) for v in after_first) <= len(after_first) // 3
+
+
 def test_linas_rejects_an_unknown_inner_search(nb201_space):
     from search_space import ConfigError
 

@@ -32,7 +32,8 @@ or an optimistic mean-minus-std bonus did worse on both: the stds of these small
 not calibrated enough to steer by.
 
 Measured archs are never proposed again; constraints on predicted values drop candidates
-predicted to violate them, and constraints on exact values are checked before proposing.
+predicted to violate them (a constrained value that is no objective gets its own predictor),
+and constraints on exact values are checked before proposing.
 """
 from __future__ import annotations
 
@@ -88,8 +89,14 @@ class Linas(Strategy):
         self.initial, self.inner, self.shortlist, self.local_share = initial, inner, shortlist, local_share
         self.inner_population, self.inner_generations = inner_population, inner_generations
         self.predicted = [o for o in self.objectives if o.name not in self.exact]
+        # Measured values that are constrained without being objectives (a table's other latency column): predicted
+        # too, else nothing would keep the picks within their limits.
+        objective_names = {o.name for o in self.objectives}
+        self.constrained = list(dict.fromkeys(c.name for c in self.constraints
+                                              if c.name not in objective_names and c.name not in self.exact))
         options = {"views": self.space.feature_views()} if predictor == "auto" else {}
-        self._models = {o.name: PREDICTORS.get(predictor)(seed=self.seed, **options) for o in self.predicted}
+        self._models = {name: PREDICTORS.get(predictor)(seed=self.seed, **options)
+                        for name in [o.name for o in self.predicted] + self.constrained}
         self._features: dict = {}
         self._networks: set = set()  # space.network of every arch told, measured or failed
         self._origin: dict = {}  # pick -> "local" or "global", until it is measured
@@ -168,15 +175,15 @@ class Linas(Strategy):
             return (first + self.fresh_random(n, exclude=set(first)))[:n]
         archs = [a for a, _ in self.measured]
         X = self._feature_matrix(archs)
-        for o in self.predicted:
-            self._models[o.name].fit(X, np.array([v[o.name] for _, v in self.measured]))
+        for name in [o.name for o in self.predicted] + self.constrained:
+            self._models[name].fit(X, np.array([v[name] for _, v in self.measured]))
         neighbours = self._front_neighbours()
-        picks = self._select(neighbours, int(round(self.current_local_share() * n)), believed=[])
+        picks = self._select(neighbours, int(round(self.current_local_share() * n)), believed=[], fill=False)
         self._origin.update(dict.fromkeys(picks, "local"))
         if len(picks) < n:
             taken = set(picks)
             pool = dict.fromkeys(self._inner_search() + neighbours)
-            more = self._select([a for a in pool if a not in taken], n - len(picks), believed=picks)
+            more = self._select([a for a in pool if a not in taken], n - len(picks), believed=picks, fill=True)
             self._origin.update(dict.fromkeys(more, "global"))
             picks += more
         if len(picks) < n:
@@ -226,19 +233,25 @@ class Linas(Strategy):
                         neighbours.append(self.space.decode(mutant))
         return [a for a in dict.fromkeys(neighbours) if self.allowed(a)]
 
-    def _select(self, candidates: list, n: int, believed: list) -> list:
+    def _select(self, candidates: list, n: int, believed: list, fill: bool = False) -> list:
         """Up to ``n`` candidates, greedily by the hypervolume their predicted means add to the
         measured front plus the ``believed`` picks; once nothing is predicted to add any, the
-        ones predicted closest to the front."""
+        ones predicted closest to the front. Only candidates predicted to meet the constraints, unless
+        ``fill`` (the round's last stage) and fewer than ``n`` are: then those predicted to break them least."""
         if not candidates or n <= 0:
             return []
         mean = self.predict(candidates)
-        # Drop candidates whose predicted means violate a constraint, unless that leaves too few.
+        # Towards the limits when too few candidates are predicted within them, as NSGA-II ranks infeasible
+        # solutions: the feasible first, then by how far they are predicted to break the limits.
         if self.constraints:
-            ok = np.array([self.violation({o.name: m * o.sign for o, m in zip(self.objectives, row)}) == 0
-                           for row in mean])
-            if ok.sum() >= n:
-                candidates, mean = [c for c, k in zip(candidates, ok) if k], mean[ok]
+            X = self._feature_matrix(candidates)
+            others = {name: self._models[name].predict(X)[0] for name in self.constrained}
+            broken = np.array([self.violation({**{o.name: m * o.sign for o, m in zip(self.objectives, row)},
+                                               **{name: values[i] for name, values in others.items()}})
+                               for i, row in enumerate(mean)])
+            fits = (broken == 0).sum()
+            keep = np.argsort(broken, kind="stable")[:max(n, fits) if fill else fits]
+            candidates, mean = [candidates[i] for i in keep], mean[keep]
         order = np.argsort(nondominated_ranks(mean), kind="stable")[: self.shortlist]
         candidates, mean = [candidates[i] for i in order], mean[order]
         reference = reference_from(self._measured_matrix())
