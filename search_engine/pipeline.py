@@ -32,10 +32,9 @@ from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
 from search_space.config import TABULAR_SPACES, ExperimentConfig, count_epochs
 from search_space.errors import ConfigError
-from search_space.objectives import ANALYTIC_OBJECTIVES
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace
-from search_space.objectives import headline_index
+from search_space.objectives import ANALYTIC_OBJECTIVES, headline_index
 
 log = logging.getLogger("hynas.run")
 

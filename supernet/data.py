@@ -306,7 +306,7 @@ def _read_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datas
 
 
 def _check_class_count(named: str, classes: int, input_spec: InputSpec) -> None:
-    if classes > input_spec.classes:  # fewer is fine (load_dataset says so)
+    if classes > input_spec.classes:  # fewer is fine (_read_dataset logs it)
         raise DataError(f"{named} has {classes} classes, but the space's input.classes is {input_spec.classes}; "
                         "raise it in the space's YAML")
 

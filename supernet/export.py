@@ -174,8 +174,9 @@ def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, 
                                "activation quantization)"}.get(name, f"max abs logit difference {value:.2e}")
         return f"| `{name}` | {what} | {_verdict(name, value)} |"
 
-    onnx_file = "model_int8.onnx" if "model_int8.onnx" in checks else "model_fp32.onnx"  # int8 only where bits allow
-    no_int8 = "" if "model_int8.onnx" in checks else (
+    has_int8 = "model_int8.onnx" in checks  # int8 only where bits allow
+    onnx_file = "model_int8.onnx" if has_int8 else "model_fp32.onnx"
+    no_int8 = "" if has_int8 else (
         "\nNo `model_int8.onnx`: no layer of this subnet runs in int8 (each has 32-bit weights or activations); "
         "`model_fp32.onnx` is its ONNX model.\n")
     measured = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items()) or "| (none recorded) | |"

@@ -2,6 +2,7 @@
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,8 +152,6 @@ def test_an_unmeasured_arch_exports_with_its_analytic_costs(pipeline_run, tmp_pa
 
 def test_an_arch_of_a_supernet_not_yet_searched_exports(tiny_run, tmp_path, capsys):
     """Before, `export RUN --arch` of a folder that `hynas train` wrote asked for a search first."""
-    import shutil
-
     trained = tmp_path / "trained"  # what `hynas train` leaves (the shared tiny run is searched by other tests)
     trained.mkdir()
     for name in ("config.yaml", "supernet.pt"):
@@ -235,8 +234,6 @@ def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
 
 
 def test_a_run_configured_for_a_gpu_exports_on_a_cpu(pipeline_run, tmp_path, capsys):
-    import shutil
-
     _, run = pipeline_run
     gpu_run = tmp_path / "gpu_run"
     shutil.copytree(run, gpu_run, ignore=shutil.ignore_patterns("export", "finetuned"))
@@ -276,8 +273,6 @@ def test_run_resume_finishes_without_redoing_work(pipeline_run, capsys):
 
 
 def test_resume_without_a_config_continues_the_run_as_it_was_started(pipeline_run, tmp_path, capsys):
-    import shutil
-
     _, run = pipeline_run
     measured = (run / "measured.csv").read_text()
     code, err = run_cli(["run", "--out", str(run), "--resume", "-q"], capsys)
@@ -296,8 +291,6 @@ def test_plot_compares_runs(pipeline_run, tmp_path, capsys):
     assert (tmp_path / "hypervolume.png").stat().st_size > 10_000
 
     # without --out, beside the first run's own plots: its report shows those (before, they were replaced)
-    import shutil
-
     copy = shutil.copytree(run, tmp_path / "copy")
     own = _snapshot(copy)
     code, err = run_cli(["plot", str(copy), str(run)], capsys)
@@ -422,8 +415,6 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_run_alone(bad_inputs, capsy
 def test_force_does_not_delete_the_supernet_a_search_reads(tiny_run, tmp_path, capsys, named):
     """Before, `search --out runs/demo --force` (with checkpoint=runs/demo/supernet.pt, or without, which reads
     the folder's own) deleted the supernet, then stopped for want of it."""
-    import shutil
-
     own = tmp_path / "own"
     own.mkdir()
     shutil.copy(tiny_run[1] / "supernet.pt", own / "supernet.pt")

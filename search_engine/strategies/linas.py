@@ -175,8 +175,8 @@ class Linas(Strategy):
             return (first + self.fresh_random(n, exclude=set(first)))[:n]
         archs = [a for a, _ in self.measured]
         X = self._feature_matrix(archs)
-        for name in [o.name for o in self.predicted] + self.constrained:
-            self._models[name].fit(X, np.array([v[name] for _, v in self.measured]))
+        for name, model in self._models.items():  # the predicted objectives and constrained values
+            model.fit(X, np.array([v[name] for _, v in self.measured]))
         neighbours = self._front_neighbours()
         picks = self._select(neighbours, int(round(self.current_local_share() * n)), believed=[], fill=False)
         self._origin.update(dict.fromkeys(picks, "local"))
