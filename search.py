@@ -139,20 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--space", help="space YAML, preset name, or nb201 (a tabular benchmark)")
     g.add_argument("--table", metavar="CSV",
                    help="benchmark table of a tabular space (default: the shipped NB201 table)")
-    g.add_argument("--objectives", metavar="LIST",
-                   help="comma-separated name:max|min, e.g. accuracy:max,latency_ms:min,size_mb:min")
-    g.add_argument("--constraint", action="append", default=[], metavar="EXPR",
-                   help="e.g. 'latency_ms <= 5' (repeatable)")
-    g.add_argument("--budget", type=_positive_int, help="measured archs to stop at")
-    g.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall-clock limit, checked between batches")
-    g.add_argument("--batch-size", type=_positive_int, help="archs per round")
-    g.add_argument("--strategy", help="linas (default), random, nsga2, optuna-nsga2, optuna-tpe")
-    g.add_argument("--runner", help="local (default) or ray")
-    g.add_argument("--workers", type=_positive_int, help="parallel evaluation workers (ray runner)")
-    g.add_argument("--address", help="Ray cluster to join: auto (on a node of the cluster) or HEAD_IP:6379; "
-                   "ray://HEAD_IP:10001 needs ray[client]; default: a local instance")
-    g.add_argument("--storage", metavar="URL",
-                   help="Optuna storage URL (default: sqlite:///<run folder>/study.db; postgresql://... for clusters)")
+    _search_options(g)
     _device_option(search_p)
     search_p.set_defaults(handler=cmd_search)
 
@@ -195,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p = _sub(subs, "run", "the whole job: train the supernet, profile this machine, search, validate the front "
                  "on the test split, export the best subnets, plot, report (each phase resumes with --resume)",
                  "hynas run --config configs/demo.yaml")
-    run_p.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///<run folder>/study.db)")
+    _search_options(run_p.add_argument_group("search options (each overrides the config's search section)"))
     _device_option(run_p)
     run_p.set_defaults(handler=cmd_run)
 
@@ -207,6 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "FIRST_RUN/compare for several, so that the plots its report shows stay)")
     plot_p.set_defaults(handler=cmd_plot)
     return parser
+
+
+def _search_options(g: argparse._ArgumentGroup) -> None:
+    """What ``search`` and ``run`` both take: what to search for, how long, where, and the store."""
+    g.add_argument("--objectives", metavar="LIST",
+                   help="comma-separated name:max|min, e.g. accuracy:max,latency_ms:min,size_mb:min")
+    g.add_argument("--constraint", action="append", default=[], metavar="EXPR",
+                   help="e.g. 'latency_ms <= 5' (repeatable)")
+    g.add_argument("--budget", type=_positive_int, help="measured archs to stop at")
+    g.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall-clock limit, checked between batches")
+    g.add_argument("--batch-size", type=_positive_int, help="archs per round")
+    g.add_argument("--strategy", help="linas (default), random, nsga2, optuna-nsga2, optuna-tpe")
+    g.add_argument("--runner", help="local (default) or ray")
+    g.add_argument("--workers", type=_positive_int, help="parallel evaluation workers (ray runner)")
+    g.add_argument("--address", help="Ray cluster to join: auto (on a node of the cluster) or HEAD_IP:6379; "
+                   "ray://HEAD_IP:10001 needs ray[client]; default: a local instance")
+    g.add_argument("--storage", metavar="URL",
+                   help="Optuna storage URL (default: sqlite:///<run folder>/study.db; postgresql://... for clusters)")
 
 
 def _int_at_least(minimum: int):
@@ -373,7 +378,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from search_engine.pipeline import build_run_job, run_pipeline
     from search_engine.run_folder import open_run, run_folder_path
 
-    config = load_config(_config_file(args), _common_overrides(args))
+    config = load_config(_config_file(args), _search_overrides(args))
     job = build_run_job(config)  # validate everything before touching the run folder, the data set too
     with inputs_checked(job, config, run_folder_path(config, args.out), trains=True) as data:
         _refuse_other_training(config, job.space, args, data)

@@ -282,6 +282,9 @@ def test_resume_without_a_config_continues_the_run_as_it_was_started(pipeline_ru
     code, err = run_cli(["search", "--out", str(copy), "--resume", "--budget", "11", "-q"], capsys)
     assert code == 0, err
     assert len((copy / "measured.csv").read_text().splitlines()) == 1 + 11  # one more arch than the run's 10
+    code, err = run_cli(["run", "--out", str(copy), "--resume", "--budget", "12", "-q"], capsys)
+    assert code == 0, err
+    assert len((copy / "measured.csv").read_text().splitlines()) == 1 + 12
 
 
 def test_plot_compares_runs(pipeline_run, tmp_path, capsys):
@@ -317,6 +320,12 @@ BAD = [
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
                    "search.strategy=annealing"], "strategy"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "train.lr=-1"], "lr"),
+    # the search flags of `run` are config overrides, checked like --set (before session 29, `run` had none)
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--strategy", "random"],
+     "search.strategy"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--runner", "rayy"],
+     "did you mean 'ray'"),
+    (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--budget", "0"], "positive"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
                    "train.teachers=smallest"], "teachers"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set", "space=no_space"],
