@@ -33,7 +33,7 @@ from search_space.arch import Arch
 from search_space.config import TABULAR_SPACES, ExperimentConfig, count_epochs
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
-from search_space.hybrid import HybridSpace
+from search_space.hybrid import HybridSpace, QuantSpec
 from search_space.objectives import ANALYTIC_OBJECTIVES, headline_index
 
 log = logging.getLogger("hynas.run")
@@ -277,6 +277,16 @@ def _plots(job: SearchJob, run_dir: Path, records: list[Record], baselines: list
     return plots
 
 
+def _low_bits_note(q: QuantSpec) -> str:
+    """The report's note on bit-widths: those below 8 are simulated; ONNX Runtime runs them at 8 bits or float."""
+    low = [f"{'- and '.join(map(str, bits))}-bit {what}" for what, bits in (
+        ("weights", [b for b in q.weight_bits if b < 8]), ("activations", [b for b in q.act_bits if b < 8])) if bits]
+    simulated = (f"{' and '.join(low)} are simulated (fake quantization) for accuracy; in ONNX Runtime they run at "
+                 "8 bits, or as floats in a layer whose other width is 32. ") if low else ""
+    return simulated + "Weights are counted at their width for size; layers of at most 8 bits run as real int8 in " \
+        "ONNX Runtime."
+
+
 def _report_input(config, job, outcome, validated, baselines, plots, exports, seconds) -> ReportInput:
     names = [o.name for o in job.objectives]
     again = [n for n in names if n.startswith("latency_ms")]
@@ -294,8 +304,7 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
                "time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
     if best:
         summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")
-    notes = ["4- and 6-bit weights are simulated (fake quantization) for accuracy and counted at their width for "
-             "size; on a CPU they run as int8. 8-bit layers run as real int8 in ONNX Runtime."]
+    notes = [_low_bits_note(job.space.quantization)]
     if again:
         notes.append("Measured latency varies between runs and machines; the same seed gives the same protocol, not "
                      "the same numbers: the front's \"measured again\" column (`*_again` in validated.csv) shows "

@@ -153,16 +153,29 @@ def _verdict(name: str, value: float) -> str:
 
 
 def _low_bits_note(arch: Arch, runs_int8) -> str:
-    """What the README says about 4- and 6-bit weights, where the subnet has any (a paragraph, or nothing)."""
-    low = [runs_int8(layer.wbits, layer.abits) for layer in arch.layers() if layer.wbits < 8]
-    if not low:
+    """What the README says about bit-widths below 8, where the subnet has any (a paragraph, or nothing): the
+    torch artefacts simulate them; ONNX has no such types, so there they run at 8 bits or as floats."""
+    layers = arch.layers()
+    low_weights = [runs_int8(layer.wbits, layer.abits) for layer in layers if layer.wbits < 8]
+    low_acts = [runs_int8(layer.wbits, layer.abits) for layer in layers if layer.abits < 8]
+    if not low_weights and not low_acts:
         return ""
+    widths = sorted({f"{layer.wbits}-bit weights" for layer in layers if layer.wbits < 8}) + \
+        sorted({f"{layer.abits}-bit activations" for layer in layers if layer.abits < 8})
     where = [text for text, present in (
-        ("run as int8 in `model_int8.onnx` in layers with 8-bit activations (CPUs have no faster kernels for them)",
-         any(low)),
-        ("keep their quantized values as floats in layers with 32-bit activations", not all(low))) if present]
-    return (f"4- and 6-bit weights are simulated (fake quantization) in the torch artefacts; in the ONNX models they "
-            f"{' and '.join(where)}. Their size is counted at their width.\n\n")
+        ("such weights run as int8 in `model_int8.onnx` in layers whose activations have at most 8 bits (CPUs "
+         "have no faster kernels for fewer)", any(low_weights)),
+        ("such weights keep their quantized values as floats in layers with 32-bit activations",
+         not all(low_weights)),
+        ("such activations run at 8 bits in `model_int8.onnx` (calibrated ranges) where the layer's weights have at "
+         "most 8 bits", any(low_acts)),
+        ("such activations stay float where the layer's weights have 32 bits", not all(low_acts))) if present]
+    return (f"{_join(widths)} are simulated (fake quantization) in the torch artefacts; in the ONNX models "
+            f"{'; '.join(where)}." + (" Weights are counted at their width for size." if low_weights else "") + "\n\n")
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, scores: dict, checks: dict,

@@ -477,4 +477,25 @@ def test_an_exports_readme_says_where_its_low_bit_weights_run(mnist_space):
     assert "int8" not in note("c16:conv_k5_e2_w32a32|c32:conv_k5_e2_w8a8,conv_k5_e2_w4a32")
     all_int8 = note("c16:conv_k5_e2_w4a8|c32:conv_k5_e2_w8a8")
     assert "int8" in all_int8 and "floats" not in all_int8
-    assert note("c16:conv_k5_e2_w8a8|c32:conv_k5_e2_w32a32") == ""  # no 4- or 6-bit weights: nothing to say
+    assert note("c16:conv_k5_e2_w8a8|c32:conv_k5_e2_w32a32") == ""  # nothing below 8 bits: nothing to say
+
+
+def test_low_bit_activations_are_named_where_they_run(mnist_space):
+    """Before session 29 the export README and the report spoke of 4- and 6-bit weights only, and of "layers with
+    8-bit activations", also for a space of 6-bit activations."""
+    from dataclasses import replace
+
+    from search_engine.deploy import int8_capable
+    from search_engine.pipeline import _low_bits_note as report_note
+    from supernet.export import _low_bits_note
+
+    space = replace(mnist_space, quantization=replace(mnist_space.quantization, weight_bits=(6, 8, 32),
+                                                      act_bits=(6, 8, 32)))
+    int8_layers = _low_bits_note(space.arch_from_str("c16:conv_k5_e2_w6a6|c32:conv_k5_e2_w8a6"), int8_capable)
+    assert int8_layers.startswith("6-bit weights and 6-bit activations are simulated")
+    assert "such activations run at 8 bits in `model_int8.onnx`" in int8_layers and "stay float" not in int8_layers
+    float_layer = _low_bits_note(space.arch_from_str("c16:conv_k5_e2_w32a6|c32:conv_k5_e2_w8a8"), int8_capable)
+    assert float_layer.startswith("6-bit activations are simulated") and "stay float" in float_layer
+    assert "Weights are counted" not in float_layer  # no low-bit weight in it
+    assert report_note(space.quantization).startswith("6-bit weights and 6-bit activations are simulated")
+    assert report_note(mnist_space.quantization).startswith("4-bit weights are simulated")
