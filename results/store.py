@@ -20,13 +20,13 @@ import random
 import socket
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from search_space.errors import ConfigError
@@ -111,18 +111,28 @@ class ResultsStore:
     """Measured archs of one search, in an Optuna study."""
 
     def __init__(self, storage_url: str, study_name: str, objectives: Sequence[Objective], space_name: str,
-                 gene_names: Sequence[str], gene_upper: Sequence[int]) -> None:
-        """``gene_names`` and ``gene_upper``: a trial's parameters, one per gene (the space's names; studies
-        written before session 28 named them ``g0``, ``g1``, ...: archs are read back from their strings)."""
+                 genes: Mapping[str, Sequence]) -> None:
+        """``genes``: a trial's parameters, the space's gene names with their choices (a gene's value is the index
+        of its choice). Archs are read back from their strings, so a study whose parameters were named otherwise
+        (``g0``, ``g1``, ... before session 28) or held choice indexes (before session 29) still resumes."""
         self.objectives = tuple(objectives)
         self.storage = open_storage(storage_url)
-        self._distributions = {name: IntDistribution(0, int(up))
-                               for name, up in zip(gene_names, gene_upper, strict=True)}
         self.study = optuna.create_study(
             storage=self.storage, study_name=study_name, load_if_exists=True,
             directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
         self._check_or_set_identity(space_name)
+        self._distributions = self._parameter_distributions(genes)
         self.driver = driver_id()
+
+    def _parameter_distributions(self, genes: Mapping[str, Sequence]) -> dict[str, BaseDistribution]:
+        """Each gene's choices as an Optuna categorical, so that the study shows ``s1.l0.block: attn``; a study that
+        began with choice indexes (IntDistribution) keeps them: Optuna refuses two kinds for one parameter."""
+        first = next((t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE, TrialState.FAIL))
+                      if t.distributions), None)
+        if first is not None and any(isinstance(first.distributions.get(name), IntDistribution)
+                                     for name in genes):
+            return {name: IntDistribution(0, len(choices) - 1) for name, choices in genes.items()}
+        return {name: CategoricalDistribution(tuple(choices)) for name, choices in genes.items()}
 
     def _check_or_set_identity(self, space_name: str) -> None:
         wanted = {"space": space_name, "objectives": [str(o) for o in self.objectives]}
@@ -144,7 +154,8 @@ class ResultsStore:
         """Create a RUNNING trial for ``arch_str``; ``None`` when another driver has it or the budget is spent."""
         template = create_trial(
             state=TrialState.RUNNING,
-            params={name: int(g) for name, g in zip(self._distributions, genes, strict=True)},
+            params={name: distribution.to_external_repr(int(g))
+                    for (name, distribution), g in zip(self._distributions.items(), genes, strict=True)},
             distributions=self._distributions,
             user_attrs={ATTR_ARCH: arch_str, ATTR_DRIVER: self.driver},
         )

@@ -329,8 +329,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     job = job or build_job(config)
     ensure_run_folder(run_dir, config)
     url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
-    store = ResultsStore(url, config.name, job.objectives, job.space.name, job.space.gene_names(),
-                         job.space.bounds()[1])
+    store = ResultsStore(url, config.name, job.objectives, job.space.name, job.space.genes())
     strategy = make_strategy(job, config, run_dir)
     profiles = [load_hardware(name) for name in config.hardware]
     node = next((p.node for p in profiles if p.node and p.lut is None), None)

@@ -178,15 +178,16 @@ class HybridSpace:
             upper += [len(self._gene_choices(spec, g)) - 1 for g in LAYER_GENES] * max(spec.depth)
         return np.zeros(len(upper), dtype=np.int64), np.asarray(upper, dtype=np.int64)
 
-    def gene_names(self) -> tuple[str, ...]:
-        """What each gene chooses, in ``bounds`` order: ``s1.depth``, ``s1.l0.block``, ... (the parameter names of
-        the Optuna study, so that a dashboard's parameter importances say what mattered). A gene's value is the
-        index of its choice in the space's list."""
-        names: list[str] = []
+    def genes(self) -> dict[str, tuple]:
+        """What each gene chooses, in ``bounds`` order, with its choices: ``s1.depth``, ``s1.l0.block`` -> ("conv",
+        "attn"), ... A gene's value is the index of its choice. The names and choices are the parameters of the
+        Optuna study, so that a dashboard shows ``s1.l0.block: attn`` and its importances say what mattered."""
+        genes: dict[str, tuple] = {}
         for i, spec in enumerate(self.stages):
-            names += [f"s{i}.depth", f"s{i}.width"]
-            names += [f"s{i}.l{slot}.{g}" for slot in range(max(spec.depth)) for g in LAYER_GENES]
-        return tuple(names)
+            genes[f"s{i}.depth"], genes[f"s{i}.width"] = spec.depth, spec.width
+            for slot in range(max(spec.depth)):
+                genes.update({f"s{i}.l{slot}.{g}": self._gene_choices(spec, g) for g in LAYER_GENES})
+        return genes
 
     def decode(self, genes) -> Arch:
         genes = [int(g) for g in genes]

@@ -217,9 +217,10 @@ class TabularSpace:
         n = len(NB201_EDGES)
         return np.zeros(n, dtype=np.int64), np.full(n, len(NB201_OPS) - 1, dtype=np.int64)
 
-    def gene_names(self) -> tuple[str, ...]:
-        """The operation on each edge, as the arch string writes it (``node1~0``: node 1's input from node 0)."""
-        return tuple(f"node{to}~{src}" for to, src in NB201_EDGES)
+    def genes(self) -> dict[str, tuple]:
+        """The operation on each edge, named as the arch string writes it (``node1~0``: node 1's input from
+        node 0), with its choices."""
+        return {f"node{to}~{src}": NB201_OPS for to, src in NB201_EDGES}
 
     def encode(self, arch: CellArch) -> np.ndarray:
         return np.asarray([NB201_OPS.index(op) for op in arch.ops], dtype=np.int64)

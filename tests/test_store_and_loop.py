@@ -18,8 +18,7 @@ OBJ = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
 
 
 def _store(nb201_space, url, name="s"):
-    upper = nb201_space.bounds()[1]
-    return ResultsStore(url, name, OBJ, nb201_space.name, nb201_space.gene_names(), upper)
+    return ResultsStore(url, name, OBJ, nb201_space.name, nb201_space.genes())
 
 
 def _run(nb201_space, store, seed, budget, strategy="random"):
@@ -45,23 +44,47 @@ def test_claims_block_duplicates_and_the_budget(nb201_space, tmp_path):
     assert record.arch == arch.to_str() and record.values["test_acc"] == nb201_space.table.values(arch)["test_acc"]
     assert record.meta["host"] == "h" and store.active_count() == 2
     # the study's parameters say what each gene chooses (an Optuna dashboard's importances name them)
-    assert store.study.trials[first].params == dict(zip(nb201_space.gene_names(), genes.tolist()))
+    # and the choice itself, not its index (before session 29: node1~0 = 3 for nor_conv_3x3)
+    assert store.study.trials[first].params == dict(zip(nb201_space.genes(), arch.ops))
     assert list(store.study.trials[first].params)[:2] == ["node1~0", "node2~0"]
 
 
-def test_a_hybrid_space_names_every_gene(mnist_space):
-    names = mnist_space.gene_names()
-    assert len(names) == len(mnist_space.bounds()[1]) == len(set(names))
-    assert names[:3] == ("s0.depth", "s0.width", "s0.l0.block") and "s1.l2.wbits" in names
+def test_a_hybrid_space_names_every_gene_with_its_choices(mnist_space):
+    genes = mnist_space.genes()
+    assert [len(choices) - 1 for choices in genes.values()] == mnist_space.bounds()[1].tolist()
+    assert list(genes)[:3] == ["s0.depth", "s0.width", "s0.l0.block"] and "s1.l2.wbits" in genes
+    assert genes["s1.l0.block"] == ("conv", "attn") and genes["s1.l2.wbits"] == (4, 8, 32)
+    arch = mnist_space.arch_from_str("c24:conv_k5_e4_w8a8|c48:attn_h4_m2_w4a32")
+    values = {name: genes[name][g] for name, g in zip(genes, mnist_space.encode(arch))}
+    assert (values["s0.width"], values["s1.l0.block"], values["s1.l0.heads"], values["s1.l0.wbits"]) == \
+        (24, "attn", 4, 4)
+
+
+def test_a_study_of_choice_indexes_resumes_with_them(nb201_space, tmp_path):
+    """A study written before session 29 holds each gene as an index (IntDistribution); Optuna refuses another
+    kind of distribution for the same parameter, so the store keeps writing indexes there."""
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = _store(nb201_space, url)
+    arch, other = nb201_space.table.archs[:2]
+    old = create_trial(state=TrialState.COMPLETE, values=[90.0, 10.0], user_attrs={"arch": arch.to_str()},
+                       params=dict(zip(nb201_space.genes(), nb201_space.encode(arch).tolist())),
+                       distributions={name: IntDistribution(0, 4) for name in nb201_space.genes()})
+    store.study.add_trial(old)
+    resumed = _store(nb201_space, url)
+    number = resumed.claim(other.to_str(), nb201_space.encode(other), budget=5)
+    assert number is not None  # before: "Cannot set different distribution kind to the same parameter name"
+    assert resumed.study.trials[number].params == dict(zip(nb201_space.genes(), nb201_space.encode(other).tolist()))
 
 
 def test_store_rejects_a_study_with_other_objectives(nb201_space, tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     _store(nb201_space, url)
-    upper = nb201_space.bounds()[1]
     with pytest.raises(ConfigError, match="objectives"):
         ResultsStore(url, "s", (Objective("val_acc", "max"), Objective("latency_raspi4_ms", "min")),
-                     nb201_space.name, nb201_space.gene_names(), upper)
+                     nb201_space.name, nb201_space.genes())
 
 
 def test_two_drivers_share_one_budget_without_losing_or_duplicating(nb201_space, tmp_path):

@@ -19,7 +19,7 @@ class OptunaStrategy(Strategy):
         super().__init__(*args, **kwargs)
         lower, upper = self.space.bounds()
         self._distributions = {name: IntDistribution(int(lo), int(up))
-                               for name, lo, up in zip(self.space.gene_names(), lower, upper, strict=True)}
+                               for name, lo, up in zip(self.space.genes(), lower, upper, strict=True)}
         self._study = optuna.create_study(
             sampler=self._sampler(),
             directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
