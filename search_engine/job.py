@@ -28,7 +28,7 @@ from search_space.costs import arch_costs
 from search_space.errors import ConfigError
 from search_space.hybrid import HybridSpace
 from search_space.objectives import (ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, MEASURED_RANGES, Constraint, Objective,
-                                     parse_objectives)
+                                     parse_objectives, unit_of_column)
 from search_space.tabular import TabularSpace
 
 log = logging.getLogger("hynas.search")
@@ -49,7 +49,7 @@ class SearchJob:
 
 def objective_vocabulary(space) -> dict:
     if isinstance(space, TabularSpace):
-        return {name: (None, "") for name in space.table.columns}
+        return {name: (None, unit_of_column(name)) for name in space.table.columns}
     return HYBRID_OBJECTIVES
 
 

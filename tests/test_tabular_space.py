@@ -100,3 +100,15 @@ def test_copies_of_one_network_share_it_and_other_networks_differ(nb201_space):
     with_dead_input = CellArch(("nor_conv_3x3", "none", "none", "skip_connect", "skip_connect", "nor_conv_3x3"))
     assert with_dead_input.live_edges() == conv.live_edges() and with_dead_input.network() != conv.network()
     assert len({nb201_space.network(a) for a in nb201_space.table.archs}) == 11021  # of 15,625 cells
+
+
+def test_a_tables_objectives_take_units_from_their_column_names(nb201_space):
+    """Plot axes and report headers give units (issue 8); a table's columns have none but their names say them
+    (before session 29, `hynas plot` of an NB201 run labelled `test_acc (higher is better)`)."""
+    from search_engine.job import objective_vocabulary
+    from search_space.objectives import parse_objectives
+
+    test_acc, latency = parse_objectives("test_acc:max,latency_raspi4_ms:min", objective_vocabulary(nb201_space), "x")
+    assert test_acc.label() == "test_acc [%] (higher is better)"
+    assert latency.label() == "latency_raspi4_ms [ms] (lower is better)"
+    assert objective_vocabulary(nb201_space)["latency_eyeriss_ms"] == (None, "ms")
