@@ -151,8 +151,10 @@ def refuse_other_settings(checkpoint: Path, space: HybridSpace, cfg: TrainConfig
     one-line ``CheckpointError`` naming each setting that differs (a supernet is continued as it was started)."""
     state = load_checkpoint(checkpoint, space)
     if differences := setting_differences(state, cfg, seed, data):
+        why = " (the learning rate's cosine schedule spans train.epochs: other epochs make another training)" \
+            if any(d.startswith("train.epochs=") for d in differences) else ""
         raise CheckpointError(f"{checkpoint}: trained with other settings ({'; '.join(differences)}); "
-                              "resume with the same ones or start over with --force")
+                              f"resume with the same ones or start over with --force{why}")
     return state
 
 

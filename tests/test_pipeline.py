@@ -386,6 +386,10 @@ def test_resuming_a_supernet_with_other_settings_is_one_line_and_touches_nothing
                              "--set", "train.lr=0.07", "--seed", "3"], capsys)
         assert code == 2 and len(err) == 1, err
         assert "train.lr=0.05 in the checkpoint, 0.07 now; seed=0 in the checkpoint, 3 now" in err[0]
+    # training longer is the usual wish: the line says why it is another training (session 29)
+    code, err = run_cli(["train", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--resume", "--set",
+                         "train.epochs=5"], capsys)
+    assert code == 2 and len(err) == 1 and "cosine schedule spans train.epochs" in err[0], err
     assert _snapshot(run) == before
 
 
