@@ -165,10 +165,13 @@ class ResultsStore:
         live = [t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE)) if t.number <= number]
         duplicate = any(t.user_attrs.get(ATTR_ARCH) == arch_str and t.number < number for t in live)
         if duplicate or len(live) > budget:
-            self.storage.set_trial_user_attr(trial_id, ATTR_ERROR, WITHDRAWN)
-            self.study.tell(number, state=TrialState.FAIL)
+            self.withdraw(number)
             return None
         return number
+
+    def withdraw(self, number: int) -> None:
+        """Give up a claim unmeasured: it no longer counts against the budget, and is no failed arch."""
+        self.fail(number, WITHDRAWN)
 
     def complete(self, number: int, metrics: Metrics) -> None:
         trial_id = self._trial_id(number)

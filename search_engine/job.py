@@ -15,7 +15,7 @@ import numpy as np
 from predictors import PREDICTORS
 from predictors.lut import LatencyTable
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form
-from results.store import ResultsStore
+from results.store import Record, ResultsStore
 from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
@@ -25,7 +25,7 @@ from search_engine.strategies import STRATEGIES, Strategy
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, HardwareProfile, load_hardware, load_space
 from search_space.costs import arch_costs
-from search_space.errors import ConfigError
+from search_space.errors import ConfigError, HynasError
 from search_space.hybrid import HybridSpace
 from search_space.objectives import (ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, MEASURED_RANGES, Constraint, Objective,
                                      parse_objectives, unit_of_column)
@@ -339,12 +339,16 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
              config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),
              job.budget.archs, url)
+    def tables(records: list[Record]) -> None:
+        write_tables(run_dir, records, job.objectives, job.constraints)
+
     try:
         outcome = run_search(job.space, job.objectives, job.constraints, strategy, runner, store, job.budget,
-                             job.batch_size, job.initial, job.reference,
-                             after_batch=lambda recs: write_tables(run_dir, recs, job.objectives, job.constraints),
-                             progress=progress)
+                             job.batch_size, job.initial, job.reference, after_batch=tables, progress=progress)
+    except (KeyboardInterrupt, HynasError):  # the tables show what was measured up to the stop
+        tables(store.measured())
+        raise
     finally:
         runner.close()
-    write_tables(run_dir, outcome.records, job.objectives, job.constraints)
+    tables(outcome.records)
     return job, outcome

@@ -112,7 +112,7 @@ class Constraint:
     def parse(cls, text: str, names: Iterable[str], where: str) -> Constraint:
         m = _CONSTRAINT.fullmatch(text)
         if not m:
-            raise ConfigError(f"{where}: cannot parse constraint {text!r}; write e.g. 'latency_ms <= 5'")
+            raise ConfigError(f"{where}: cannot parse constraint {text!r}; write one limit, e.g. 'latency_ms <= 5'")
         name, op, bound = m.groups()
         names = list(names)
         if name not in names:

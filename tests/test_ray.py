@@ -94,6 +94,33 @@ def test_a_killed_driver_resumes_and_loses_nothing(hybrid_config, tmp_path, caps
     assert all(after[arch] == acc for arch, acc in before.items())  # what was stored before the kill is kept
 
 
+def test_an_interrupted_driver_withdraws_its_claims_and_writes_what_it_measured(hybrid_config, tmp_path):
+    """Ctrl-C mid-batch: before session 29 the batch's claims stayed RUNNING in the study (counted against the
+    budget of any other driver sharing it until this one resumed) and measured.csv lagged a batch behind."""
+    import optuna
+
+    run_dir = tmp_path / "run"
+    driver = subprocess.Popen([sys.executable, str(REPO / "search.py"), "search", "--config", str(hybrid_config),
+                               "--out", str(run_dir), "-q"], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        if (run_dir / "measured.csv").exists() and len(_archs(run_dir)) >= 4:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # into the next batch
+    assert driver.poll() is None, "the driver finished before it could be interrupted"
+    driver.send_signal(signal.SIGINT)
+    err = driver.communicate(timeout=120)[1]
+    assert driver.returncode == 130 and "interrupted; continue with --resume" in err
+    study = optuna.load_study(study_name="rayhybrid", storage=f"sqlite:///{run_dir / 'study.db'}")
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    complete = [t.user_attrs["arch"] for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert _archs(run_dir) == complete and 4 <= len(complete) < 14
+
+
 def test_two_process_training_writes_a_checkpoint_that_loads_and_evaluates(ray_session, tiny_run, tmp_path, capsys):
     folder, _ = tiny_run
     out = tmp_path / "ddp"

@@ -113,6 +113,13 @@ class RayRunner:
 
     def submit(self, archs: Sequence[Any]) -> Iterator[tuple[Any, Metrics | Exception]]:
         queue, idle, pending = list(archs), list(self.actors), {}
+        try:
+            yield from self._results(queue, idle, pending)
+        finally:  # the driver stopped early (Ctrl-C, an error): no retries of what is still running
+            for ref in pending:
+                ray.cancel(ref)
+
+    def _results(self, queue, idle, pending):
         while queue or pending:
             while queue and idle:
                 actor = idle.pop()
