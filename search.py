@@ -288,11 +288,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             open_storage(args.storage)
         _check_cluster(config.search.address)
         supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
-        run_dir, handler = open_run(config, args.out, args.resume, args.force, supernet)
-        try:
+        with open_run(config, args.out, args.resume, args.force, supernet) as run_dir:
             job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
-        finally:
-            _close_log(handler)
     print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
           f"front of {len(outcome.front)}")
     if outcome.in_flight_elsewhere:
@@ -318,11 +315,6 @@ def _check_cluster(address: str | None) -> None:
         from search_engine.runners.ray_runner import check_ray_address
 
         check_ray_address(address)
-
-
-def _close_log(handler: logging.Handler) -> None:
-    logging.getLogger("hynas").removeHandler(handler)
-    handler.close()
 
 
 def _refuse_other_training(config: ExperimentConfig, space: HybridSpace, args: argparse.Namespace,
@@ -353,9 +345,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_dataset(config.data, space.input, config.seed)
     _refuse_other_training(config, space, args, data)
     _check_cluster(args.address if args.workers > 1 else None)
-    run_dir, handler = open_run(config, args.out, args.resume, args.force)
-    checkpoint = run_dir / "supernet.pt"
-    try:
+    with open_run(config, args.out, args.resume, args.force) as run_dir:
+        checkpoint = run_dir / "supernet.pt"
         if args.workers > 1:
             from search_engine.distributed_train import train_on_ray
 
@@ -364,8 +355,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             history = train_supernet(space, data, config.train, config.seed, checkpoint, resume=args.resume,
                                      device=config.device, progress=not args.quiet).history
-    finally:
-        _close_log(handler)
     last = history[-1]
     print(f"supernet trained for {count_epochs(last['epoch'])}: validation accuracy largest "
           f"{last['largest_val_acc']:.2f} %, smallest {last['smallest_val_acc']:.2f} %; checkpoint {checkpoint}")
@@ -387,11 +376,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             open_storage(args.storage)
         _check_cluster(config.search.address)
-        run_dir, handler = open_run(config, args.out, args.resume, args.force)
-        try:
+        with open_run(config, args.out, args.resume, args.force) as run_dir:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
-        finally:
-            _close_log(handler)
     print(f"run {config.name}: front of {len(outcome.front)} subnets, validated on the test split "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
     for row in outcome.front[:10]:

@@ -1,9 +1,14 @@
 """The run folder: created fresh, continued with ``resume``, replaced with ``force``, never clobbered."""
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
-from collections.abc import Iterable
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -13,6 +18,8 @@ from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 
 LOG_FILE = "hynas.log"
+LOCK_FILE = ".hynas.lock"  # held while a command works in the folder (see _held)
+log = logging.getLogger("hynas.run")
 CONFIG_FILE = "config.yaml"
 # What a resumed run may change: how long and where it runs, not what it computes.
 RESUME_MAY_CHANGE = frozenset({"search.budget", "search.time_limit_s", "search.runner", "search.workers",
@@ -23,20 +30,51 @@ def prepare_run_folder(path: str | Path, resume: bool, force: bool, reads: Itera
     """Return the run folder, ready to write; an existing non-empty one needs ``resume`` or ``force``. ``force``
     is refused when the folder holds one of the files the command ``reads`` (a checkpoint it searches)."""
     path = Path(path)
+    if _check_run_folder(path, resume, force, reads):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_run_folder(path: Path, resume: bool, force: bool, reads: Iterable[str | Path]) -> bool:
+    """One line if ``path`` cannot be used as asked, changing nothing; True when ``force`` is to empty it."""
     if resume and force:
         raise ConfigError("--resume and --force contradict each other; give one")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()):
         if force:
             _refuse_deleting_inputs(path, reads)
-            shutil.rmtree(path)
-        elif not resume:
+            return True
+        if not resume:
             raise ConfigError(f"{path}: run folder exists; continue it with --resume or replace it with --force")
     elif resume:
         raise ConfigError(f"{path}: no run to resume there; drop --resume to start one")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return False
+
+
+@contextmanager
+def _held(folder: Path) -> Iterator[None]:
+    """This process's hold on ``folder`` (an advisory lock on a file in it, released when the ``with`` ends or the
+    process dies), or one line saying who holds it: two commands in one run folder would train one checkpoint
+    twice over, or redo each other's phases. The file stays (deleting it would let a third command lock a new
+    one beside a holder of the old)."""
+    with open(folder / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(f"{folder}: in use by {holder}; wait for it to end, or give another --out") from None
+        except OSError as err:  # a file system without locks (some network mounts): run unguarded, as before
+            log.debug("%s: cannot lock it (%s); not guarded against a second command", folder, err)
+        else:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()} since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.flush()
+        yield  # the lock goes with the file's closing
 
 
 def _refuse_deleting_inputs(folder: Path, reads: Iterable[str | Path]) -> None:
@@ -147,15 +185,28 @@ def ensure_run_folder(folder: Path, config: ExperimentConfig) -> None:
         atomic_write_text(folder / CONFIG_FILE, config.to_yaml())
 
 
+@contextmanager
 def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool,
-             reads: Iterable[Path] = ()) -> tuple[Path, logging.Handler]:
-    """Prepare the run folder (``run_folder_path``), write the resolved ``config.yaml`` and mirror the
-    log into it. Call only after the input is validated. A resumed run must keep the settings it
-    was started with (``refuse_other_run_settings``). ``reads``: inputs beyond those the config names
-    (``config_inputs``), such as a search's supernet in its own folder, which ``force`` must not delete."""
+             reads: Iterable[Path] = ()) -> Iterator[Path]:
+    """The run folder (``run_folder_path``), prepared, with the resolved ``config.yaml`` written and the log
+    mirrored into it, held by this command (``_held``) until the ``with`` ends. Call only after the input is
+    validated. A resumed run must keep the settings it was started with (``refuse_other_run_settings``).
+    ``reads``: inputs beyond those the config names (``config_inputs``), such as a search's supernet in its own
+    folder, which ``force`` must not delete."""
     path = run_folder_path(config, out)
     if resume and not force:
         refuse_other_run_settings(path, config)
-    folder = prepare_run_folder(path, resume, force, [*config_inputs(config), *reads])
-    atomic_write_text(folder / CONFIG_FILE, config.to_yaml())
-    return folder, attach_log_file(folder)
+    empty_it = _check_run_folder(path, resume, force, [*config_inputs(config), *reads])
+    path.mkdir(parents=True, exist_ok=True)
+    with _held(path):
+        if empty_it:  # all but the lock: a command that starts now must find it held
+            for child in path.iterdir():
+                if child.name != LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        atomic_write_text(path / CONFIG_FILE, config.to_yaml())
+        handler = attach_log_file(path)
+        try:
+            yield path
+        finally:
+            logging.getLogger("hynas").removeHandler(handler)
+            handler.close()

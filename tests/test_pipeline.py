@@ -287,6 +287,31 @@ def test_resume_without_a_config_continues_the_run_as_it_was_started(pipeline_ru
     assert len((copy / "measured.csv").read_text().splitlines()) == 1 + 12
 
 
+def test_a_run_folder_in_use_is_refused_in_one_line_and_left_alone(pipeline_run, tmp_path, capsys):
+    """Before session 29 a second `hynas run --resume` (or `--force`) on a folder a first one was still working in
+    went ahead: two trainings of one checkpoint, or a folder emptied under the first."""
+    import fcntl
+
+    folder, run = pipeline_run
+    copy = shutil.copytree(run, tmp_path / "copy")
+    with open(copy / ".hynas.lock", "a+") as held:  # as the first command holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.truncate(0)
+        held.write("process 4242 on elsewhere since 2026-11-29 01:00:00")
+        held.flush()
+        before = _snapshot(copy)
+        for argv in (["run", "--out", str(copy), "--resume"], ["search", "--out", str(copy), "--resume"],
+                     ["run", "--config", str(folder / "pipe.yaml"), "--out", str(copy), "--force"]):
+            code, err = run_cli(argv + ["-q"], capsys)
+            assert code == 2 and len(err) == 1, err
+            assert err[0].endswith(f"{copy}: in use by process 4242 on elsewhere since 2026-11-29 01:00:00; wait "
+                                   "for it to end, or give another --out"), err
+        assert _snapshot(copy) == before
+    code, err = run_cli(["run", "--out", str(copy), "--resume", "-q"], capsys)  # released: the run goes on
+    assert code == 0, err
+    assert "since" in (copy / ".hynas.lock").read_text() and "4242" not in (copy / ".hynas.lock").read_text()
+
+
 def test_plot_compares_runs(pipeline_run, tmp_path, capsys):
     _, run = pipeline_run
     code, err = run_cli(["plot", str(run), str(run), "--out", str(tmp_path)], capsys)
