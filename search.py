@@ -350,7 +350,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.workers > 1:
             from search_engine.distributed_train import train_on_ray
 
-            train_on_ray(space, config, checkpoint, args.workers, args.resume, args.address, run_dir)
+            train_on_ray(space, config, checkpoint, args.workers, args.resume, args.address, run_dir,
+                         progress=not args.quiet)
             history = load_checkpoint(checkpoint, space)["history"]
         else:
             history = train_supernet(space, data, config.train, config.seed, checkpoint, resume=args.resume,

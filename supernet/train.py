@@ -158,6 +158,12 @@ def refuse_other_settings(checkpoint: Path, space: HybridSpace, cfg: TrainConfig
     return state
 
 
+def epoch_line(record: dict, epochs: int) -> str:
+    """The log line of one epoch of the checkpoint's ``history``."""
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f}, largest {record['largest_val_acc']:.2f} %, "
+            f"smallest {record['smallest_val_acc']:.2f} % (validation)")
+
+
 @dataclass(frozen=True)
 class Shard:
     """This process's part of data-parallel training: every process draws the same batches and archs
@@ -220,8 +226,7 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
                       "largest_val_acc": subnet_accuracy(net, space.largest(), data.train, data.val, cfg.bn_batches),
                       "smallest_val_acc": subnet_accuracy(net, space.smallest(), data.train, data.val, cfg.bn_batches)}
             history.append(record)
-            log.info("epoch %d/%d: loss %.4f, largest %.2f %%, smallest %.2f %% (validation)", epoch + 1, cfg.epochs,
-                     record["loss"], record["largest_val_acc"], record["smallest_val_acc"])
+            log.info(epoch_line(record, cfg.epochs))
             save_checkpoint(checkpoint, {"space": to_plain(space), "model": net.state_dict(),
                                          "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history,
                                          "train": to_plain(cfg), "seed": seed,

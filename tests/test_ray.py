@@ -1,6 +1,7 @@
 """The Ray runner on a real local Ray instance (started once for the session), worker and driver faults."""
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,6 +137,10 @@ def test_two_process_training_writes_a_checkpoint_that_loads_and_evaluates(ray_s
     accuracy = subnet_accuracy(trained.supernet, trained.space.largest(), trained.data.train, trained.data.val, 2)
     assert accuracy > 20  # ten classes: better than chance after one epoch
     assert load_checkpoint(out / "supernet.pt", trained.space)["epoch"] == 1
+    # the workers' logs stay on their nodes: the driver tells each epoch from the checkpoint (before session 29 the
+    # run's log said nothing between "training on Ray Train" and the end)
+    assert re.search(r"hynas.train: epoch 1/1: loss [\d.]+, largest [\d.]+ %, smallest [\d.]+ % \(validation\)",
+                     (out / "hynas.log").read_text())
 
 
 @pytest.mark.parametrize("address,words", [("127.0.0.1:{port}", "no Ray cluster answers there"),
