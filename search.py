@@ -437,7 +437,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run, chosen, trained = _export_target(args, "cpu")  # cheap on a CPU, so a run trained on a GPU exports anywhere
     out = prepare_run_folder(Path(args.out) if args.out else run.folder / "export" / chosen.label, args.resume,
-                             args.force, reads=[run.folder])
+                             args.force, reads=[run.folder], what="export folder")
     result = export_pick(run, trained, chosen, out)
     print(f"exported {chosen.arch} to {out}: accuracy of the exported model validation "
           f"{result.accuracy['validation']:.2f} %, test {result.accuracy['test']:.2f} %")

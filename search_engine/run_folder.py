@@ -26,17 +26,19 @@ RESUME_MAY_CHANGE = frozenset({"search.budget", "search.time_limit_s", "search.r
                                "search.address", "device"})
 
 
-def prepare_run_folder(path: str | Path, resume: bool, force: bool, reads: Iterable[str | Path] = ()) -> Path:
+def prepare_run_folder(path: str | Path, resume: bool, force: bool, reads: Iterable[str | Path] = (),
+                       what: str = "run folder") -> Path:
     """Return the run folder, ready to write; an existing non-empty one needs ``resume`` or ``force``. ``force``
     is refused when the folder holds one of the files the command ``reads`` (a checkpoint it searches)."""
     path = Path(path)
-    if _check_run_folder(path, resume, force, reads):
+    if _check_run_folder(path, resume, force, reads, what):
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _check_run_folder(path: Path, resume: bool, force: bool, reads: Iterable[str | Path]) -> bool:
+def _check_run_folder(path: Path, resume: bool, force: bool, reads: Iterable[str | Path],
+                      what: str = "run folder") -> bool:
     """One line if ``path`` cannot be used as asked, changing nothing; True when ``force`` is to empty it."""
     if resume and force:
         raise ConfigError("--resume and --force contradict each other; give one")
@@ -47,7 +49,7 @@ def _check_run_folder(path: Path, resume: bool, force: bool, reads: Iterable[str
             _refuse_deleting_inputs(path, reads)
             return True
         if not resume:
-            raise ConfigError(f"{path}: run folder exists; continue it with --resume or replace it with --force")
+            raise ConfigError(f"{path}: {what} exists; continue it with --resume or replace it with --force")
     elif resume:
         raise ConfigError(f"{path}: no run to resume there; drop --resume to start one")
     return False
