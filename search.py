@@ -577,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hynas {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"hynas {args.command}: interrupted; continue with --resume", file=sys.stderr)
+        # finetune starts from the supernet each time, so it has no --resume (nor have plot and space info)
+        hint = "continue with --resume" if hasattr(args, "resume") else "nothing of it was kept; run it again"
+        print(f"hynas {args.command}: interrupted; {hint}", file=sys.stderr)
         return 130
 
 

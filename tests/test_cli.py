@@ -99,3 +99,15 @@ def test_an_unknown_option_points_at_the_subcommands_help_and_the_option_meant(c
     """Before, argparse named `hynas --help` (the top level, where no subcommand's options are listed)."""
     code, err = run_cli(argv, capsys)
     assert code == 2 and len(err) == 1 and err[0].endswith(says)
+
+
+@pytest.mark.parametrize("argv,hint", [(["finetune", "runs/x", "--trial", "1"], "nothing of it was kept; run it again"),
+                                       (["search", "--space", "nb201"], "continue with --resume")])
+def test_ctrl_c_says_how_to_go_on_only_with_flags_the_command_has(argv, hint, capsys, monkeypatch):
+    """Before session 29 an interrupted `finetune` said "continue with --resume", a flag it does not have."""
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, f"cmd_{argv[0]}", interrupted)
+    code, err = run_cli(argv, capsys)
+    assert code == 130 and err == [f"hynas {argv[0]}: interrupted; {hint}"]
