@@ -88,8 +88,8 @@ def build_job(config: ExperimentConfig) -> SearchJob:
     STRATEGIES.check(s.strategy), PREDICTORS.check(s.predictor), RUNNERS.check(s.runner)  # unknown names fail here
     for name in config.hardware:
         profile = load_hardware(name)
-        if profile.lut is not None and isinstance(space, HybridSpace):
-            LatencyTable.load(Path(profile.lut), space)
+        if profile.lut is not None and isinstance(space, HybridSpace):  # the table loads and fits profile and space
+            EVALUATORS.get("latency-lut")(space, profile)
     if isinstance(space, HybridSpace):
         from supernet.device import checked_device
 

@@ -39,7 +39,8 @@ def to_plain(obj: Any) -> Any:
 
 
 def _where(source: str, path: str) -> str:
-    return f"{source}: {path or '<top level>'}"
+    """``file: key.path``; the file alone at the top level (the message that follows names the key)."""
+    return f"{source}: {path}" if path else source
 
 
 def _describe(tp: Any) -> str:

@@ -209,3 +209,13 @@ def test_an_atomically_written_file_gets_the_permissions_of_any_new_file(tmp_pat
     (tmp_path / "plain.txt").write_text("x")
     modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("atomic.txt", "plain.txt")}
     assert modes["atomic.txt"] == modes["plain.txt"], modes
+
+
+def test_a_hardware_profile_error_names_the_file_and_the_key(tmp_path):
+    """Before session 29: "board.yaml: <top level>: threads: must be positive"."""
+    from search_space.config import load_hardware
+
+    (tmp_path / "board.yaml").write_text("name: board\nthreads: 0\n")
+    with pytest.raises(ConfigError) as err:
+        load_hardware(str(tmp_path / "board.yaml"))
+    assert str(err.value) == f"{tmp_path / 'board.yaml'}: threads: must be positive, got 0"

@@ -19,7 +19,7 @@ from search_space.config import load_config
 from supernet.checkpoint import load_checkpoint
 from supernet.model import Supernet
 from supernet.trained import load_trained
-from tests.conftest import run_cli, write_trained_config
+from tests.conftest import FAST_ORT, run_cli, write_trained_config
 
 
 @pytest.fixture(scope="module")
@@ -482,7 +482,7 @@ def test_an_unmeasured_arch_gets_the_same_folder_in_every_process(pipeline_run):
 
 
 def test_a_search_or_run_stopped_by_its_input_leaves_no_run_folder(pipeline_run, tmp_path, capsys):
-    folder, _ = pipeline_run
+    folder, run = pipeline_run
     config = str(folder / "pipe.yaml")
     cases = [("search", ["--set", "data.dataset=folder", "--set", f"data.path={tmp_path / 'absent'}"],
               "data folder not found"),
@@ -490,6 +490,11 @@ def test_a_search_or_run_stopped_by_its_input_leaves_no_run_folder(pipeline_run,
              ("search", ["--set", "data.limit=900"], "holds other images than the supernet was trained on (800 / 100 "),
              ("run", ["--set", "data.limit=900"], "holds other images than the supernet was trained on (800 / 100 "),
              ("run", ["--set", "space=nb201"], "`run` trains a supernet; space 'nb201' is a table")]
+    # a lookup table timed with other settings than its profile's (before session 29: found after the folder was made)
+    run_table = next(run.glob("lut_*.json"))
+    (tmp_path / "two_threads.yaml").write_text(yaml.safe_dump({**FAST_ORT, "threads": 2, "lut": str(run_table)}))
+    cases.append(("search", ["--set", f"hardware=[{tmp_path / 'two_threads.yaml'}]"],
+                  "latency table was profiled with threads=1 but hardware profile 'fast_ort' says 2"))
     for command, extra, words in cases:
         code, err = run_cli([command, "--config", config, "--out", str(tmp_path / "new"), *extra], capsys)
         assert code == 2 and len(err) == 1 and words in err[0], err
