@@ -281,11 +281,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = _search_config(args)
     job = build_job(config)  # validate everything before touching the run folder
     run_path = run_folder_path(config, args.out)
-    with inputs_checked(job, config, run_path):
-        if args.storage:
-            from results.store import open_storage
-
-            open_storage(args.storage)
+    with inputs_checked(job, config, run_path, storage=args.storage):
         _check_cluster(config.search.address)
         supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
         with open_run(config, args.out, args.resume, args.force, supernet) as run_dir:
@@ -370,12 +366,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(_config_file(args), _search_overrides(args))
     job = build_run_job(config)  # validate everything before touching the run folder, the data set too
-    with inputs_checked(job, config, run_folder_path(config, args.out), trains=True) as data:
+    with inputs_checked(job, config, run_folder_path(config, args.out), trains=True, storage=args.storage) as data:
         _refuse_other_training(config, job.space, args, data)
-        if args.storage:
-            from results.store import open_storage
-
-            open_storage(args.storage)
         _check_cluster(config.search.address)
         with open_run(config, args.out, args.resume, args.force) as run_dir:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)

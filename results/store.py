@@ -107,20 +107,40 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"storage {url}: cannot open it: {reason}") from None
 
 
+SUPERNET = "supernet"  # the study's user attribute: the digest of the checkpoint its subnets were measured on
+
+
+def refuse_another_supernet(study_name: str, recorded: str, now: str) -> None:
+    """One line when a study's subnets were measured on another supernet than the one about to be measured."""
+    if recorded != now:
+        raise ConfigError(f"study {study_name!r} measured the subnets of another supernet (checkpoint digest "
+                          f"{recorded}, now {now}): the checkpoint changed since, and its results would mix with "
+                          "these; search into another --out, or --force to start over")
+
+
+def recorded_supernet(url: str, study_name: str) -> str | None:
+    """The supernet digest a stored study records; None where there is no such study (nothing is created)."""
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(url)).user_attrs.get(SUPERNET)
+    except KeyError:  # no study of that name
+        return None
+
+
 class ResultsStore:
     """Measured archs of one search, in an Optuna study."""
 
     def __init__(self, storage_url: str, study_name: str, objectives: Sequence[Objective], space_name: str,
-                 genes: Mapping[str, Sequence]) -> None:
+                 genes: Mapping[str, Sequence], supernet: str | None = None) -> None:
         """``genes``: a trial's parameters, the space's gene names with their choices (a gene's value is the index
         of its choice). Archs are read back from their strings, so a study whose parameters were named otherwise
-        (``g0``, ``g1``, ... before session 28) or held choice indexes (before session 29) still resumes."""
+        (``g0``, ``g1``, ... before session 28) or held choice indexes (before session 29) still resumes.
+        ``supernet``: the digest of the checkpoint whose subnets are measured (``file_digest``), None for a table."""
         self.objectives = tuple(objectives)
         self.storage = open_storage(storage_url)
         self.study = optuna.create_study(
             storage=self.storage, study_name=study_name, load_if_exists=True,
             directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
-        self._check_or_set_identity(space_name)
+        self._check_or_set_identity(space_name, supernet)
         self._distributions = self._parameter_distributions(genes)
         self.driver = driver_id()
 
@@ -134,19 +154,24 @@ class ResultsStore:
             return {name: IntDistribution(0, len(choices) - 1) for name, choices in genes.items()}
         return {name: CategoricalDistribution(tuple(choices)) for name, choices in genes.items()}
 
-    def _check_or_set_identity(self, space_name: str) -> None:
-        wanted = {"space": space_name, "objectives": [str(o) for o in self.objectives]}
+    def _check_or_set_identity(self, space_name: str, supernet: str | None) -> None:
+        """What the study's measurements are of: the same space, objectives and supernet each time it is opened.
+        A study that lacks a key (a new one, or one written before the key was recorded) gets it now."""
+        wanted = {"space": space_name, "objectives": [str(o) for o in self.objectives], SUPERNET: supernet}
         attrs = self.study.user_attrs
         if "objectives" not in attrs:
-            for key, value in wanted.items():
-                self.study.set_user_attr(key, value)
             with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
                 warnings.simplefilter("ignore")
                 self.study.set_metric_names([o.name for o in self.objectives])
-            return
         for key, value in wanted.items():
-            if attrs.get(key) != value:
-                raise ConfigError(f"study {self.study.study_name!r} holds a search with {key} {attrs.get(key)}, "
+            if value is None:
+                continue
+            if key not in attrs:
+                self.study.set_user_attr(key, value)
+            elif key == SUPERNET:
+                refuse_another_supernet(self.study.study_name, attrs[key], value)
+            elif attrs[key] != value:
+                raise ConfigError(f"study {self.study.study_name!r} holds a search with {key} {attrs[key]}, "
                                   f"not {value}; use another --out or --storage, or --force to start over")
 
     # -- claims --------------------------------------------------------------------

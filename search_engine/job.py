@@ -15,7 +15,7 @@ import numpy as np
 from predictors import PREDICTORS
 from predictors.lut import LatencyTable
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form
-from results.store import Record, ResultsStore
+from results.store import Record, ResultsStore, open_storage, recorded_supernet, refuse_another_supernet
 from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
@@ -26,6 +26,7 @@ from search_space.arch import Arch
 from search_space.config import ExperimentConfig, HardwareProfile, load_hardware, load_space
 from search_space.costs import arch_costs
 from search_space.errors import ConfigError, HynasError
+from search_space.files import file_digest
 from search_space.hybrid import HybridSpace
 from search_space.objectives import (ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, MEASURED_RANGES, Constraint, Objective,
                                      parse_objectives, unit_of_column)
@@ -275,16 +276,39 @@ def loads_supernet(job: SearchJob, config: ExperimentConfig, trains: bool = Fals
                                                                             latency_profiles(job, config)))
 
 
+def searched_supernet(job: SearchJob, config: ExperimentConfig, run_dir: Path) -> str | None:
+    """The digest of the checkpoint whose subnets the job measures; None for a table, costs only, or a supernet
+    not trained yet (``hynas run`` trains it before it searches)."""
+    path = config.checkpoint_path(run_dir)
+    return file_digest(path) if loads_supernet(job, config) and path.is_file() else None
+
+
+def _refuse_another_supernet(job: SearchJob, config: ExperimentConfig, run_dir: Path, storage: str | None) -> None:
+    """Before the run folder is touched: a resumed study whose subnets were measured on another supernet (its
+    checkpoint retrained or replaced since) is one line; before session 29 its results mixed with the new ones."""
+    digest = searched_supernet(job, config, run_dir)
+    default = run_dir / "study.db"
+    if digest is None or (storage is None and not default.is_file()):
+        return
+    recorded = recorded_supernet(storage or f"sqlite:///{default.resolve()}", config.name)
+    if recorded is not None:
+        refuse_another_supernet(config.name, recorded, digest)
+
+
 @contextlib.contextmanager
-def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trains: bool = False) -> Iterator:
+def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trains: bool = False,
+                   storage: str | None = None) -> Iterator:
     """Read the data set and the supernet checkpoint a search (``trains``: a run that trains the supernet first)
     will load, before it touches its run folder, and yield the data set (None where this process needs none). A wrong
-    data path, a folder without a trained supernet, or a supernet trained on other images is one line and
-    leaves no half-made or changed run folder behind. Within the block the evaluators reuse the data set read
-    here (``supernet.data.loading_once``)."""
+    data path, a folder without a trained supernet, a supernet trained on other images, or a study (in ``storage``,
+    default the run folder's) of another supernet is one line and leaves no half-made or changed run folder behind.
+    Within the block the evaluators reuse the data set read here (``supernet.data.loading_once``)."""
+    if storage is not None:
+        open_storage(storage)  # a bad URL or an unreachable server: one line, before anything else
     if not loads_supernet(job, config, trains):
         yield None  # a table, or costs only: nothing to read, and no torch to import
         return
+    _refuse_another_supernet(job, config, run_dir, storage)
     from supernet.data import load_dataset, loading_once
     from supernet.trained import checked_data
 
@@ -329,7 +353,8 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     job = job or build_job(config)
     ensure_run_folder(run_dir, config)
     url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
-    store = ResultsStore(url, config.name, job.objectives, job.space.name, job.space.genes())
+    store = ResultsStore(url, config.name, job.objectives, job.space.name, job.space.genes(),
+                         searched_supernet(job, config, run_dir))
     strategy = make_strategy(job, config, run_dir)
     profiles = [load_hardware(name) for name in config.hardware]
     node = next((p.node for p in profiles if p.node and p.lut is None), None)

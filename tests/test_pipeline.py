@@ -312,6 +312,27 @@ def test_a_run_folder_in_use_is_refused_in_one_line_and_left_alone(pipeline_run,
     assert "since" in (copy / ".hynas.lock").read_text() and "4242" not in (copy / ".hynas.lock").read_text()
 
 
+def test_a_study_of_another_supernet_is_not_resumed(pipeline_run, tmp_path, capsys):
+    """Before session 29, `--resume` after the checkpoint was retrained in place measured the new supernet's
+    subnets into the old study: a front mixing two supernets, without a word."""
+    _, run = pipeline_run
+    copy = shutil.copytree(run, tmp_path / "copy", ignore=shutil.ignore_patterns("export", "finetuned"))
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    checkpoint = Path(shutil.copy(config["checkpoint"], tmp_path / "supernet.pt"))
+    (copy / "config.yaml").write_text(yaml.safe_dump({**config, "checkpoint": str(checkpoint)}))
+    code, err = run_cli(["search", "--out", str(copy), "--resume", "--budget", "11", "-q"], capsys)
+    assert code == 0, err  # the same supernet, copied: its study goes on
+    state = torch.load(checkpoint, weights_only=True)
+    first = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][first] = state["model"][first] + 0.01  # as if trained again
+    torch.save(state, checkpoint)
+    before = _snapshot(copy)
+    for command in ("search", "run"):
+        code, err = run_cli([command, "--out", str(copy), "--resume", "--budget", "12", "-q"], capsys)
+        assert code == 2 and len(err) == 1 and "measured the subnets of another supernet" in err[0], err
+    assert _snapshot(copy) == before
+
+
 def test_plot_compares_runs(pipeline_run, tmp_path, capsys):
     _, run = pipeline_run
     code, err = run_cli(["plot", str(run), str(run), "--out", str(tmp_path)], capsys)
