@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -346,6 +347,17 @@ def true_front_hypervolume(job: SearchJob, reference: np.ndarray) -> float | Non
     return hypervolume(F[pareto_mask(F)], reference)
 
 
+def _warn_if_timings_contend(job: SearchJob, config: ExperimentConfig, threads: int) -> None:
+    """More Ray workers than this machine's cores time their latencies against each other: each reads slow, by
+    how much depends on what the others run at that moment."""
+    s, cores = config.search, os.cpu_count() or 1
+    timed = any(p.lut is None for p in latency_profiles(job, config).values())
+    if s.runner == "ray" and not s.address and timed and s.workers * threads > cores:
+        log.warning("%d Ray workers x %d thread(s) on %d cores: latencies timed at once contend for the CPU and read "
+                    "slow; use --workers %d, or a lookup table (`lut:` in the hardware profile)", s.workers, threads,
+                    cores, max(1, cores // threads))
+
+
 def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None, progress: bool = True,
             job: SearchJob | None = None) -> tuple[SearchJob, SearchOutcome]:
     """Run (or continue) the search of ``config``, recording into ``storage`` (default: the run folder's SQLite).
@@ -364,6 +376,8 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
              config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),
              job.budget.archs, url)
+    _warn_if_timings_contend(job, config, threads)
+
     def tables(records: list[Record]) -> None:
         write_tables(run_dir, records, job.objectives, job.constraints)
 

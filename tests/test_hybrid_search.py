@@ -12,6 +12,7 @@ from search_space.config import HardwareProfile
 from supernet.model import Supernet
 from tests.conftest import run_cli
 
+
 def test_train_then_search_measures_every_objective(tiny_run, capsys):
     folder, run = tiny_run
     assert search.main(["search", "--config", str(folder / "tiny.yaml"), "--out", str(run), "--resume", "-q"]) == 0
@@ -110,3 +111,23 @@ def test_two_hardware_profiles_keep_their_own_measurement_records(tiny_run, tmp_
     assert len(rows) == 4 and all(float(r["latency_ms@fast_ort"]) > 0 for r in rows)
     # before: one "backend" column, the last profile's, beside the other's ONNX model size
     assert {(r["backend@fast_torch"], r["backend@fast_ort"]) for r in rows} == {("torch", "onnxruntime")}
+
+
+def test_more_local_ray_workers_than_cores_timing_latency_is_warned_of(tiny_run, caplog, monkeypatch):
+    """Four workers timing latency on two cores contend; before session 29 nothing said so."""
+    import logging
+
+    from search_engine.job import _warn_if_timings_contend, build_job
+    from search_space.config import load_config
+
+    folder, _ = tiny_run
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    for sets, warned in ((["search.runner=ray", "search.workers=4"], True),
+                         (["search.runner=ray", "search.workers=2"], False),
+                         (["search.runner=ray", "search.workers=4", "search.objectives=[accuracy:max,size_mb:min]"],
+                          False)):  # nothing timed
+        config = load_config(str(folder / "tiny.yaml"), sets)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hynas"):
+            _warn_if_timings_contend(build_job(config), config, threads=1)
+        assert ("4 Ray workers x 1 thread(s) on 2 cores" in caplog.text) == warned, sets
