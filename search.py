@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -284,7 +285,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     with inputs_checked(job, config, run_path, storage=args.storage):
         _check_cluster(config.search.address)
         supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
-        with open_run(config, args.out, args.resume, args.force, supernet) as run_dir:
+        with open_run(config, args.out, args.resume, args.force, supernet, args.command_line) as run_dir:
             job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
     print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
           f"front of {len(outcome.front)}")
@@ -341,7 +342,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_dataset(config.data, space.input, config.seed)
     _refuse_other_training(config, space, args, data)
     _check_cluster(args.address if args.workers > 1 else None)
-    with open_run(config, args.out, args.resume, args.force) as run_dir:
+    with open_run(config, args.out, args.resume, args.force, command=args.command_line) as run_dir:
         checkpoint = run_dir / "supernet.pt"
         if args.workers > 1:
             from search_engine.distributed_train import train_on_ray
@@ -369,7 +370,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with inputs_checked(job, config, run_folder_path(config, args.out), trains=True, storage=args.storage) as data:
         _refuse_other_training(config, job.space, args, data)
         _check_cluster(config.search.address)
-        with open_run(config, args.out, args.resume, args.force) as run_dir:
+        with open_run(config, args.out, args.resume, args.force, command=args.command_line) as run_dir:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
     print(f"run {config.name}: front of {len(outcome.front)} subnets, validated on the test split "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
@@ -551,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # argparse names only `hynas --help` here; the subcommand's own options are what was meant
         _reject_unknown(args.command_parser, unknown)
     _setup_logging(args)
+    args.command_line = shlex.join(["hynas", *(sys.argv[1:] if argv is None else argv)])  # for the run's log
     try:
         code = args.handler(args)
         sys.stdout.flush()  # so that a reader gone early (`hynas ... | head`) shows here, not at interpreter exit

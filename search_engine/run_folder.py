@@ -189,12 +189,12 @@ def ensure_run_folder(folder: Path, config: ExperimentConfig) -> None:
 
 @contextmanager
 def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool,
-             reads: Iterable[Path] = ()) -> Iterator[Path]:
+             reads: Iterable[Path] = (), command: str | None = None) -> Iterator[Path]:
     """The run folder (``run_folder_path``), prepared, with the resolved ``config.yaml`` written and the log
     mirrored into it, held by this command (``_held``) until the ``with`` ends. Call only after the input is
     validated. A resumed run must keep the settings it was started with (``refuse_other_run_settings``).
     ``reads``: inputs beyond those the config names (``config_inputs``), such as a search's supernet in its own
-    folder, which ``force`` must not delete."""
+    folder, which ``force`` must not delete. ``command``: the command line, the log's first line of this command."""
     path = run_folder_path(config, out)
     if resume and not force:
         refuse_other_run_settings(path, config)
@@ -207,6 +207,9 @@ def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: boo
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         atomic_write_text(path / CONFIG_FILE, config.to_yaml())
         handler = attach_log_file(path)
+        if command:  # into the file only: the console has just shown it
+            handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s (process %d on %s)",
+                                          (command, os.getpid(), socket.gethostname()), None))
         try:
             yield path
         finally:

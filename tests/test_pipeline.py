@@ -42,6 +42,13 @@ def test_a_run_reads_its_data_set_once(pipeline_run):
     assert len(DATA_READS) == 1  # the CLI's check, search, validate and export each read it before
 
 
+def test_the_run_log_says_which_command_wrote_it(pipeline_run):
+    folder, run = pipeline_run
+    first = (run / "hynas.log").read_text().splitlines()[0]
+    assert re.search(rf"INFO hynas.run: hynas run --config {re.escape(str(folder / 'pipe.yaml'))} --out "
+                     rf"{re.escape(str(run))} -q \(process \d+ on \S+\)$", first), first
+
+
 def _snapshot(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
