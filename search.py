@@ -412,10 +412,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _export_target(args: argparse.Namespace, device: str | None = None):
-    from search_engine.deploy import open_finished_run, pick_subnet
+    from search_engine.deploy import open_finished_run, pick_subnet, refuse_stale_measurements
     from supernet.trained import load_trained
 
     run = open_finished_run(args.run, need_records=False)
+    refuse_stale_measurements(run)
     if not run.records and args.arch is None:  # an --arch of a trained supernet needs no search
         raise HynasError(f"{run.folder}: nothing measured to choose from (no measured.csv with results); search it "
                          f"first (`hynas search --out {run.folder} --resume`), or name a subnet with --arch")

@@ -13,12 +13,13 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from results.store import Record
+from results.store import Record, recorded_supernet
 from results.tables import front_of
 from search_engine.run_folder import CONFIG_FILE
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, count_epochs, load_config
 from search_space.errors import ConfigError, SearchSpaceError
+from search_space.files import file_digest
 from search_space.hybrid import HybridSpace
 from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, headline_index
 
@@ -59,6 +60,18 @@ def open_finished_run(folder: str | Path, need_records: bool = True) -> Finished
         raise ConfigError(f"{folder}: no measured.csv with results; search it first (`hynas search --out {folder} "
                           "--resume`)")
     return FinishedRun(folder, config, objectives, constraints, tuple(records))
+
+
+def refuse_stale_measurements(run: FinishedRun) -> None:
+    """One line when the run's study measured another supernet than its checkpoint now holds (trained again or
+    replaced since): its records would label the exported weights with another network's accuracy and latency."""
+    study = run.folder / "study.db"
+    if not (run.records and study.is_file() and run.checkpoint.is_file()):
+        return
+    recorded, now = recorded_supernet(f"sqlite:///{study.resolve()}", run.config.name), file_digest(run.checkpoint)
+    if recorded not in (None, now):
+        raise ConfigError(f"{run.folder}: its measurements are of another supernet than {run.checkpoint} holds now "
+                          f"(checkpoint digest {recorded}, now {now}); search this one (into another --out) first")
 
 
 def read_measured(path: Path, objectives: tuple[Objective, ...]) -> list[Record]:

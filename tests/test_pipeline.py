@@ -337,6 +337,9 @@ def test_a_study_of_another_supernet_is_not_resumed(pipeline_run, tmp_path, caps
     for command in ("search", "run"):
         code, err = run_cli([command, "--out", str(copy), "--resume", "--budget", "12", "-q"], capsys)
         assert code == 2 and len(err) == 1 and "measured the subnets of another supernet" in err[0], err
+    for command in ("export", "finetune"):  # their records would label the new weights with the old numbers
+        code, err = run_cli([command, str(copy), "--trial", "0", "-q"], capsys)
+        assert code == 2 and len(err) == 1 and "its measurements are of another supernet" in err[0], err
     assert _snapshot(copy) == before
 
 
