@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search_space.config import ExperimentConfig, count_epochs, load_config, load_space
+from search_space.config import ExperimentConfig, counted, load_config, load_space
 from search_space.errors import EXIT_USAGE, HynasError, reader_gone
 
 if TYPE_CHECKING:
@@ -354,7 +354,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             history = train_supernet(space, data, config.train, config.seed, checkpoint, resume=args.resume,
                                      device=config.device, progress=not args.quiet).history
     last = history[-1]
-    print(f"supernet trained for {count_epochs(last['epoch'])}: validation accuracy largest "
+    print(f"supernet trained for {counted(last['epoch'], 'epoch')}: validation accuracy largest "
           f"{last['largest_val_acc']:.2f} %, smallest {last['smallest_val_acc']:.2f} %; checkpoint {checkpoint}")
     return 0
 
@@ -372,7 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_cluster(config.search.address)
         with open_run(config, args.out, args.resume, args.force, command=args.command_line) as run_dir:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
-    print(f"run {config.name}: front of {len(outcome.front)} subnets, validated on the test split "
+    print(f"run {config.name}: front of {counted(len(outcome.front), 'subnet')}, validated on the test split "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
     for row in outcome.front[:10]:
         print(f"  trial {int(row['trial']):3d}  test {row['test_accuracy']:.2f} %  " + "  ".join(
@@ -454,7 +454,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     seed = run.config.seed if args.seed is None else args.seed
     outcome = finetune_subnet(trained.supernet, chosen.arch, trained.data, run.config.train, args.epochs, seed,
                               checkpoint, progress=not args.quiet)
-    print(f"fine-tuned {chosen.arch} for {count_epochs(args.epochs)}: validation {outcome.before['val']:.2f} -> "
+    print(f"fine-tuned {chosen.arch} for {counted(args.epochs, 'epoch')}: validation {outcome.before['val']:.2f} -> "
           f"{outcome.after['val']:.2f} %, test {outcome.before['test']:.2f} -> {outcome.after['test']:.2f} %")
     print(f"checkpoint {checkpoint}; `hynas export {run.folder} --{'trial' if chosen.record else 'arch'} "
           f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}` exports the fine-tuned weights")

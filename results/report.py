@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from search_space.config import counted
 from search_space.files import atomic_write_text
 from search_space.objectives import Objective
 
@@ -45,7 +46,7 @@ def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[tuple[str, st
 def write_report(folder: Path, report: ReportInput) -> Path:
     parts = [f"# {report.title}", "", *[f"- {line}" for line in report.summary], ""]
     again = " and latency measured again" if any(k.endswith("_again") for k, _ in report.front_columns) else ""
-    parts += [f"## Measured front ({len(report.front)} subnets)", "",
+    parts += [f"## Measured front ({counted(len(report.front), 'subnet')})", "",
               "Values measured during the search (validation split), then each front subnet validated: test-split "
               f"accuracy{again}.", "", _table(report.front, report.front_columns), ""]
     if report.baselines:

@@ -17,7 +17,7 @@ from results.store import Record, recorded_supernet
 from results.tables import front_of
 from search_engine.run_folder import CONFIG_FILE
 from search_space.arch import Arch
-from search_space.config import ExperimentConfig, count_epochs, load_config
+from search_space.config import ExperimentConfig, counted, load_config
 from search_space.errors import ConfigError, SearchSpaceError
 from search_space.files import file_digest
 from search_space.hybrid import HybridSpace
@@ -156,8 +156,8 @@ def export_pick(run: FinishedRun, trained, chosen: Pick, out: Path):
         net.load_state_dict(state["model"])
         net.eval()
         info = state["finetune"]
-        note = (f"Fine-tuned for {count_epochs(info['epochs'])} (quantization-aware, distilled from the largest arch): "
-                f"validation accuracy {info['before']['val']:.2f} -> {info['after']['val']:.2f} %, test "
+        note = (f"Fine-tuned for {counted(info['epochs'], 'epoch')} (quantization-aware, distilled from the largest "
+                f"arch): validation accuracy {info['before']['val']:.2f} -> {info['after']['val']:.2f} %, test "
                 f"{info['before']['test']:.2f} -> {info['after']['test']:.2f} %.")
     return export_subnet(net, chosen.arch, trained.data, out, run.config.train.bn_batches, int8_capable,
                          metrics, note)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import time
@@ -30,13 +31,17 @@ from search_engine.evaluators import CompositeEvaluator, Evaluator
 from search_engine.job import SearchJob, build_job, latency_profiles, make_evaluator, profiled_table, run_job
 from search_engine.run_folder import ensure_run_folder
 from search_space.arch import Arch
-from search_space.config import TABULAR_SPACES, ExperimentConfig, count_epochs
+from search_space.config import TABULAR_SPACES, ExperimentConfig, counted
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace, QuantSpec
 from search_space.objectives import ANALYTIC_OBJECTIVES, headline_index
 
 log = logging.getLogger("hynas.run")
+
+
+PHASES = ("train", "profile", "search", "validate", "export", "plot")
+PHASES_FILE = "phases.json"
 
 
 @dataclass(frozen=True)
@@ -60,13 +65,14 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
                  progress: bool = True) -> PipelineOutcome:
     job = build_run_job(config)
     ensure_run_folder(run_dir, config)
-    seconds: dict[str, float] = {}
+    spent = _PhaseTimes(run_dir)
+    seconds = spent.seconds
 
     def phase(name: str, work):
         log.info("phase %s", name)
         start = time.perf_counter()
         result = work()
-        seconds[name] = time.perf_counter() - start
+        spent.add(name, time.perf_counter() - start)
         return result
 
     from supernet.data import loading_once
@@ -80,6 +86,24 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
     plots = phase("plot", lambda: _plots(job, run_dir, outcome.records, baselines))
     report = write_report(run_dir, _report_input(config, job, outcome, validated, baselines, plots, exports, seconds))
     return PipelineOutcome(report, validated, exports, seconds)
+
+
+class _PhaseTimes:
+    """Seconds per phase, summed over every `hynas run` that worked on the folder (``phases.json``, written after
+    each phase): the report of a resumed run says how long its work took, not how long the last resume did."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / PHASES_FILE
+        try:
+            recorded = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        except (OSError, ValueError):
+            recorded = {}  # unreadable: count from here (the times are a report's, not results)
+        self.seconds: dict[str, float] = {k: 0.0 for k in PHASES}
+        self.seconds.update({k: float(v) for k, v in recorded.items() if k in PHASES})
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] += seconds
+        atomic_write_text(self.path, json.dumps(self.seconds, indent=1) + "\n")
 
 
 def _train(config: ExperimentConfig, space: HybridSpace, run_dir: Path, progress: bool) -> None:
@@ -296,12 +320,14 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
         [("test_accuracy", "test accuracy [%]")]
     best = max(validated, key=lambda r: r["test_accuracy"]) if validated else None
     measured_on = ", ".join(sorted({p.name for p in latency_profiles(job, config).values()}))
+    limits = f", constraints {', '.join(map(str, job.constraints))} (the front meets them)" if job.constraints else ""
     summary = [f"space `{job.space.name}` ({job.space.size():,} archs), data `{config.data.dataset}`, "
-               f"supernet trained {count_epochs(config.train.epochs)}",
+               f"supernet trained {counted(config.train.epochs, 'epoch')}",
                f"search `{config.search.strategy}`, {len(outcome.records)} archs measured, objectives "
                + ", ".join(map(str, job.objectives))
-               + f", hardware {measured_on or 'none (no latency measured)'}",
-               "time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
+               + f", hardware {measured_on or 'none (no latency measured)'}" + limits,
+               "time per phase (summed over every `hynas run` of this folder): "
+               + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
     if best:
         summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")
     notes = [_low_bits_note(job.space.quantization)]

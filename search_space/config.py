@@ -135,9 +135,9 @@ class DataConfig:
 TEACHERS = ("mixed", "per-block", "largest")
 
 
-def count_epochs(n: int) -> str:
-    """``1 epoch``, ``3 epochs``: how reports and messages count training epochs."""
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
+def counted(n: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``, ``1 subnet``: how reports and messages count things (regular plurals)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @dataclass(frozen=True)

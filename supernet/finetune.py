@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from search_space.arch import Arch
-from search_space.config import TrainConfig, count_epochs
+from search_space.config import TrainConfig, counted
 from search_space.schema import to_plain
 from supernet.calibration import calibrated, subnet_accuracy
 from supernet.checkpoint import save_checkpoint
@@ -92,6 +92,6 @@ def finetune_subnet(net: Supernet, arch: Arch, data: Dataset, cfg: TrainConfig, 
     save_checkpoint(checkpoint, {"space": to_plain(net.space), "model": student.state_dict(), "arch": arch.to_str(),
                                  "finetune": {"epochs": epochs, "seed": seed, "before": before, "after": after}})
     # debug: the outcome is returned, and `hynas finetune` prints it (at info it showed twice on the console)
-    log.debug("fine-tuned %s for %s: validation %.2f -> %.2f %%, test %.2f -> %.2f %%", arch, count_epochs(epochs),
+    log.debug("fine-tuned %s for %s: validation %.2f -> %.2f %%, test %.2f -> %.2f %%", arch, counted(epochs, "epoch"),
              before["val"], after["val"], before["test"], after["test"])
     return FinetuneOutcome(student, before, after, checkpoint)

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from search_space.arch import Arch, StageArch
-from search_space.config import TrainConfig, count_epochs
+from search_space.config import TrainConfig, counted
 from search_space.errors import CheckpointError
 from search_space.hybrid import HybridSpace
 from search_space.schema import to_plain
@@ -198,7 +198,7 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
         log.info("resuming supernet training after epoch %d of %d", start_epoch, cfg.epochs)
     if shard.chief:
         log.info("training the supernet of %s on %s: %d train / %d validation / %d test images, %s",
-                 space.name, data.name, len(data.train), len(data.val), len(data.test), count_epochs(cfg.epochs))
+                 space.name, data.name, len(data.train), len(data.val), len(data.test), counted(cfg.epochs, "epoch"))
     model = wrap(net) if wrap is not None else net
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs

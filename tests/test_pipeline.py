@@ -1,5 +1,6 @@
 """The whole job from the CLI, in process: run, export, finetune, plot; and bad input everywhere."""
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -274,9 +275,15 @@ def test_an_int8_export_of_a_model_that_decides_nothing_clearly_is_unchecked_not
 def test_run_resume_finishes_without_redoing_work(pipeline_run, capsys):
     folder, run = pipeline_run
     measured = (run / "measured.csv").read_text()
+    spent = json.loads((run / "phases.json").read_text())
     code, err = run_cli(["run", "--config", str(folder / "pipe.yaml"), "--out", str(run), "--resume", "-q"], capsys)
     assert code == 0, err
     assert (run / "measured.csv").read_text() == measured  # the budget was already spent: nothing re-measured
+    # the report keeps the run's own time per phase (before session 29: the resume's, about 0 s each)
+    again = json.loads((run / "phases.json").read_text())
+    assert spent["search"] > 0 and spent["search"] <= again["search"] < spent["search"] + 1
+    line = next(x for x in (run / "report.md").read_text().splitlines() if x.startswith("- time per phase"))
+    assert f"search {again['search']:.0f} s" in line
 
 
 def test_resume_without_a_config_continues_the_run_as_it_was_started(pipeline_run, tmp_path, capsys):
