@@ -1,7 +1,6 @@
 """The run folder: created fresh, continued with ``resume``, replaced with ``force``, never clobbered."""
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -16,6 +15,11 @@ import yaml
 from search_space.config import ExperimentConfig, load_hardware
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks of this kind; folders go unguarded, as before session 29
+    fcntl = None
 
 LOG_FILE = "hynas.log"
 LOCK_FILE = ".hynas.lock"  # held while a command works in the folder (see _held)
@@ -61,6 +65,9 @@ def _held(folder: Path) -> Iterator[None]:
     process dies), or one line saying who holds it: two commands in one run folder would train one checkpoint
     twice over, or redo each other's phases. The file stays (deleting it would let a third command lock a new
     one beside a holder of the old)."""
+    if fcntl is None:
+        yield
+        return
     with open(folder / LOCK_FILE, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
