@@ -277,7 +277,7 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
 def cmd_search(args: argparse.Namespace) -> int:
     from results.report import format_value
     from search_engine.job import build_job, inputs_checked, loads_supernet, run_job, true_front_hypervolume
-    from search_engine.run_folder import open_run, run_folder_path
+    from search_engine.run_folder import STUDY_FILE, open_run, run_folder_path
 
     config = _search_config(args)
     job = build_job(config)  # validate everything before touching the run folder
@@ -302,7 +302,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if true_hv:
             line += f"; {outcome.hypervolume / true_hv:.4f} of the table's true front"
         print(line)
-    print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / 'study.db'}")
+    print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / STUDY_FILE}")
     return 0
 
 

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from results.store import Record, recorded_supernet
+from results.store import Record
 from results.tables import front_of
 from search_engine.run_folder import CONFIG_FILE
 from search_space.arch import Arch
@@ -65,10 +65,11 @@ def open_finished_run(folder: str | Path, need_records: bool = True) -> Finished
 def refuse_stale_measurements(run: FinishedRun) -> None:
     """One line when the run's study measured another supernet than its checkpoint now holds (trained again or
     replaced since): its records would label the exported weights with another network's accuracy and latency."""
-    study = run.folder / "study.db"
-    if not (run.records and study.is_file() and run.checkpoint.is_file()):
+    from search_engine.job import study_supernet
+
+    if not (run.records and run.checkpoint.is_file()):
         return
-    recorded, now = recorded_supernet(f"sqlite:///{study.resolve()}", run.config.name), file_digest(run.checkpoint)
+    recorded, now = study_supernet(run.folder, run.config.name), file_digest(run.checkpoint)
     if recorded not in (None, now):
         raise ConfigError(f"{run.folder}: its measurements are of another supernet than {run.checkpoint} holds now "
                           f"(checkpoint digest {recorded}, now {now}); search this one (into another --out) first")

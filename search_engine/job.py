@@ -20,7 +20,7 @@ from results.store import Record, ResultsStore, open_storage, recorded_supernet,
 from results.tables import write_tables
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
-from search_engine.run_folder import ensure_run_folder
+from search_engine.run_folder import STUDY_FILE, ensure_run_folder, folder_storage
 from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES, Strategy
 from search_space.arch import Arch
@@ -284,14 +284,19 @@ def searched_supernet(job: SearchJob, config: ExperimentConfig, run_dir: Path) -
     return file_digest(path) if loads_supernet(job, config) and path.is_file() else None
 
 
+def study_supernet(run_dir: Path, study_name: str, storage: str | None = None) -> str | None:
+    """The supernet digest the run's study records: in ``storage``, else in the run folder's own study; None where
+    there is no such study or it records none. Creates nothing."""
+    if storage is None and not (run_dir / STUDY_FILE).is_file():
+        return None
+    return recorded_supernet(storage or folder_storage(run_dir), study_name)
+
+
 def _refuse_another_supernet(job: SearchJob, config: ExperimentConfig, run_dir: Path, storage: str | None) -> None:
     """Before the run folder is touched: a resumed study whose subnets were measured on another supernet (its
     checkpoint retrained or replaced since) is one line; before session 29 its results mixed with the new ones."""
     digest = searched_supernet(job, config, run_dir)
-    default = run_dir / "study.db"
-    if digest is None or (storage is None and not default.is_file()):
-        return
-    recorded = recorded_supernet(storage or f"sqlite:///{default.resolve()}", config.name)
+    recorded = study_supernet(run_dir, config.name, storage) if digest is not None else None
     if recorded is not None:
         refuse_another_supernet(config.name, recorded, digest)
 
@@ -364,7 +369,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     ``job``: the job already built (and so validated) from ``config``, if the caller has it."""
     job = job or build_job(config)
     ensure_run_folder(run_dir, config)
-    url = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    url = storage or folder_storage(run_dir)
     store = ResultsStore(url, config.name, job.objectives, job.space.name, job.space.genes(),
                          searched_supernet(job, config, run_dir))
     strategy = make_strategy(job, config, run_dir)

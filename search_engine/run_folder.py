@@ -23,11 +23,18 @@ except ImportError:  # Windows: no advisory locks of this kind; folders go ungua
 
 LOG_FILE = "hynas.log"
 LOCK_FILE = ".hynas.lock"  # held while a command works in the folder (see _held)
-log = logging.getLogger("hynas.run")
 CONFIG_FILE = "config.yaml"
+STUDY_FILE = "study.db"  # the search's Optuna study, unless --storage names another
 # What a resumed run may change: how long and where it runs, not what it computes.
 RESUME_MAY_CHANGE = frozenset({"search.budget", "search.time_limit_s", "search.runner", "search.workers",
                                "search.address", "device"})
+
+log = logging.getLogger("hynas.run")
+
+
+def folder_storage(folder: Path) -> str:
+    """The Optuna storage URL of the study in a run folder (the default of ``--storage``)."""
+    return f"sqlite:///{(folder / STUDY_FILE).resolve()}"
 
 
 def prepare_run_folder(path: str | Path, resume: bool, force: bool, reads: Iterable[str | Path] = (),
@@ -36,9 +43,16 @@ def prepare_run_folder(path: str | Path, resume: bool, force: bool, reads: Itera
     is refused when the folder holds one of the files the command ``reads`` (a checkpoint it searches)."""
     path = Path(path)
     if _check_run_folder(path, resume, force, reads, what):
-        shutil.rmtree(path)
+        _empty(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _empty(folder: Path) -> None:
+    """Delete what ``folder`` holds but its lock: a command that starts meanwhile must find the folder held."""
+    for child in folder.iterdir():
+        if child.name != LOCK_FILE:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def _check_run_folder(path: Path, resume: bool, force: bool, reads: Iterable[str | Path],
@@ -208,10 +222,8 @@ def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: boo
     empty_it = _check_run_folder(path, resume, force, [*config_inputs(config), *reads])
     path.mkdir(parents=True, exist_ok=True)
     with _held(path):
-        if empty_it:  # all but the lock: a command that starts now must find it held
-            for child in path.iterdir():
-                if child.name != LOCK_FILE:
-                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if empty_it:
+            _empty(path)
         atomic_write_text(path / CONFIG_FILE, config.to_yaml())
         handler = attach_log_file(path)
         if command:  # into the file only: the console has just shown it

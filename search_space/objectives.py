@@ -24,14 +24,14 @@ HYBRID_OBJECTIVES: dict[str, tuple[Direction, str]] = {
 ANALYTIC_OBJECTIVES = ("size_mb", "bitops", "macs", "params")  # known before any measurement
 # A table's columns carry no units; these name endings say them (NB201: ``test_acc``, ``latency_raspi4_ms``).
 UNIT_SUFFIXES = {"_acc": "%", "_ms": "ms", "_s": "s", "_mb": "MB"}
+# What a measured objective of a hybrid space can be at all (lowest, highest, in words): a limit outside it is a typo.
+MEASURED_RANGES: dict[str, tuple[float, float, str]] = {
+    "accuracy": (0.0, 100.0, "between 0 and 100 %"), "latency_ms": (math.ulp(0.0), math.inf, "above 0 ms")}
 
 
 def unit_of_column(name: str) -> str:
     """The unit a benchmark table's column name implies by its ending; "" when it implies none."""
     return next((unit for suffix, unit in UNIT_SUFFIXES.items() if name.lower().endswith(suffix)), "")
-# What a measured objective of a hybrid space can be at all (lowest, highest, in words): a limit outside it is a typo.
-MEASURED_RANGES: dict[str, tuple[float, float, str]] = {
-    "accuracy": (0.0, 100.0, "between 0 and 100 %"), "latency_ms": (math.ulp(0.0), math.inf, "above 0 ms")}
 
 
 @dataclass(frozen=True)

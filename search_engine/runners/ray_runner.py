@@ -119,7 +119,8 @@ class RayRunner:
             for ref in pending:
                 ray.cancel(ref)
 
-    def _results(self, queue, idle, pending):
+    def _results(self, queue: list, idle: list, pending: dict) -> Iterator[tuple[Any, Metrics | Exception]]:
+        """``submit``'s results as they arrive; ``pending`` (object ref -> arch, actor) is what is still running."""
         while queue or pending:
             while queue and idle:
                 actor = idle.pop()
