@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search_space.config import ExperimentConfig, counted, load_config, load_space
+from search_space.config import MAX_SEED, ExperimentConfig, counted, load_config, load_space
 from search_space.errors import EXIT_USAGE, HynasError, reader_gone
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _common(p: argparse.ArgumentParser, out: str | None = RUN_FOLDER, config: bo
         g.add_argument("--out", metavar="PATH", help=out)
         g.add_argument("--resume", action="store_true", help="continue what an earlier command left in --out")
         g.add_argument("--force", action="store_true", help="replace what is in --out")
-    g.add_argument("--seed", type=int, help="random seed (default: the config's, 0)")
+    g.add_argument("--seed", type=_int_at_least(0, MAX_SEED), help="random seed (default: the config's, 0)")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
@@ -215,13 +215,16 @@ def _search_options(g: argparse._ArgumentGroup) -> None:
                    help="Optuna storage URL (default: sqlite:///<run folder>/study.db; postgresql://... for clusters)")
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: an integer of at least ``minimum`` (a bad value is argparse's one line, exit 2)."""
+def _int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer of at least ``minimum`` and at most ``maximum`` (a bad value is argparse's one
+    line, exit 2)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{text} must be from {minimum} to {maximum}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text} must be {'positive' if minimum == 1 else f'at least {minimum}'}")
         return value

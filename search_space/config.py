@@ -24,6 +24,7 @@ log = logging.getLogger("hynas.config")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NB201_TABLE = REPO_ROOT / "benchmarks" / "data" / "nb201" / "nb201_cifar10.csv"
 TABULAR_SPACES = ("nb201",)
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators take seeds of 32 bits everywhere
 
 
 def configs_dir() -> Path:
@@ -46,6 +47,17 @@ def resolve_path(name: str, kind: str) -> Path:
     presets = sorted(p.stem for p in (configs_dir() / sub).glob("*.yaml"))
     raise ConfigError(f"{name}: {kind} file not found{did_you_mean(direct.stem, presets)}; "
                       f"give a YAML path or a preset: {', '.join(presets)}")
+
+
+def require(spec: object, rules: dict[str, tuple[bool, str]]) -> None:
+    """Stop at the first field of ``spec`` whose rule fails, naming that field: ``lr: must be > 0, got -1``."""
+    for name, (ok, rule) in rules.items():
+        if not ok:
+            raise ConfigError(f"{name}: must be {rule}, got {getattr(spec, name)!r}")
+
+
+def positive(spec: object, *names: str) -> dict[str, tuple[bool, str]]:
+    return {name: (getattr(spec, name) > 0, "positive") for name in names}
 
 
 def read_yaml(path: Path) -> Any:
@@ -91,13 +103,8 @@ class HardwareProfile:
     node: str | None = None  # Ray: measure only on the node with this IP address (one device, one clock)
 
     def __post_init__(self) -> None:
-        for name in ("threads", "batch_size", "rounds", "round_ms"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise ConfigError(f"warmup: must be >= 0, got {self.warmup}")
-        if self.calibration_images <= 0:
-            raise ConfigError(f"calibration_images: must be positive, got {self.calibration_images}")
+        require(self, {**positive(self, "threads", "batch_size", "rounds", "round_ms", "calibration_images"),
+                       "warmup": (self.warmup >= 0, ">= 0")})
 
     def runs_int8(self, weight_bits: int, act_bits: int) -> bool:
         """Whether a layer at these bit-widths executes in int8 on this profile's backend."""
@@ -123,9 +130,10 @@ class DataConfig:
     limit: int | None = None  # use only this many images (quick runs and tests)
 
     def __post_init__(self) -> None:
-        fractions = (self.val_fraction, self.test_fraction)
-        if not (all(0 < f < 1 for f in fractions) and sum(fractions) < 1):
-            raise ConfigError("val_fraction and test_fraction must be in (0, 1) and sum to less than 1")
+        require(self, {name: (0 < getattr(self, name) < 1, "in (0, 1)") for name in ("val_fraction", "test_fraction")})
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"val_fraction + test_fraction: must be below 1 (the rest trains the supernet), got "
+                              f"{self.val_fraction} + {self.test_fraction}")
         if self.dataset != "mnist5k" and not self.path:
             raise ConfigError(f"path: dataset {self.dataset!r} needs a path")
         if self.limit is not None and self.limit < 20:
@@ -157,11 +165,10 @@ class TrainConfig:
     bn_batches: int = 10  # batches used to recalibrate BN statistics of a subnet
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "bn_batches"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
-        if self.random_archs < 0 or self.lr <= 0 or not 0 <= self.label_smoothing < 1:
-            raise ConfigError("random_archs must be >= 0, lr > 0 and label_smoothing in [0, 1)")
+        require(self, {**positive(self, "epochs", "batch_size", "bn_batches", "lr"),
+                       "weight_decay": (self.weight_decay >= 0, ">= 0"),
+                       "random_archs": (self.random_archs >= 0, ">= 0"),
+                       "label_smoothing": (0 <= self.label_smoothing < 1, "in [0, 1)")})
         if self.teachers not in TEACHERS:
             raise ConfigError(f"teachers: must be one of {', '.join(TEACHERS)}, got {self.teachers!r}")
 
@@ -186,10 +193,8 @@ class SearchConfig:
     reference: dict[str, float] = field(default_factory=dict)  # HV reference point per objective
 
     def __post_init__(self) -> None:
-        if self.budget <= 0 or self.batch_size <= 0 or self.workers <= 0 or self.initial < 0:
-            raise ConfigError("budget, batch_size and workers must be positive, initial >= 0")
-        if self.time_limit_s is not None and self.time_limit_s <= 0:
-            raise ConfigError(f"time_limit_s: must be positive, got {self.time_limit_s}")
+        require(self, {**positive(self, "budget", "batch_size", "workers"), "initial": (self.initial >= 0, ">= 0"),
+                       "time_limit_s": (self.time_limit_s is None or self.time_limit_s > 0, "positive")})
         if self.local_share != "adaptive" and not 0 <= self.local_share <= 1:
             raise ConfigError(f"local_share: must be in [0, 1] or 'adaptive', got {self.local_share}")
 
@@ -209,6 +214,9 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
     source: str = field(default="", compare=False, metadata={"internal": True})  # the file it came from; not a key
+
+    def __post_init__(self) -> None:
+        require(self, {"seed": (0 <= self.seed <= MAX_SEED, f"from 0 to {MAX_SEED}")})
 
     def checkpoint_path(self, run_dir: Path) -> Path:
         """The supernet checkpoint: the one the config names, else the run folder's ``supernet.pt``."""

@@ -82,6 +82,8 @@ def test_space_info_tabular(capsys):
     ["space", "info", "--config", "nope.yaml"],
     ["space", "info", "--config", "configs/demo.yaml", "--set", "search.budget=-1"],
     ["frobnicate"],
+    ["train", "--seed", "-1"],  # before: numpy's "expected non-negative integer" traceback, after the folder was made
+    ["space", "info", "--set", "seed=99999999999999999999"],
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv):
     code, err = run_cli(argv, capsys)

@@ -111,6 +111,11 @@ def test_objectives_set_as_one_comma_separated_value_read_as_a_list():
     ("nosection", "key=value"), ("data.dataset=imagenet", "data.dataset"), ("data.val_fraction=2", "val_fraction"),
     ("search.local_share=1.5", "local_share"), ("search.local_share=sometimes", "search.local_share"),
     ("train.weight_decay=5e-4x", "train.weight_decay"),
+    # each rule names its own field (before: "random_archs must be >= 0, lr > 0 and label_smoothing in [0, 1)")
+    ("train.lr=-1", "train: lr: must be positive, got -1.0"), ("train.weight_decay=-1", "train: weight_decay"),
+    ("train.label_smoothing=1", "train: label_smoothing: must be in [0, 1)"),
+    ("search.workers=0", "search: workers: must be positive, got 0"), ("search.initial=-1", "search: initial"),
+    ("data.val_fraction=0.9", "val_fraction + test_fraction: must be below 1"),
 ])
 def test_bad_overrides(override, named):
     with pytest.raises(ConfigError) as err:
