@@ -155,6 +155,31 @@ def test_a_wrong_cluster_address_is_one_line_in_seconds_and_makes_no_run_folder(
     assert not (tmp_path / "run").exists()
 
 
+def test_an_address_where_another_server_answers_is_one_line_and_makes_no_run_folder(tmp_path, capsys):
+    """Before, an HTTP server there (the dashboard's port 8265, say) left Ray retrying for minutes, printing a
+    warning every few seconds."""
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *_) -> None:  # its log would land in the command's captured stderr
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--budget", "10", "--runner", "ray", "--address", address,
+            "--out", str(tmp_path / "run")]
+    try:
+        code, err = run_cli(argv, capsys)
+    finally:
+        server.shutdown()
+    assert code == 2 and err == [f"hynas search: error: --address {address}: something answers there, but not a Ray "
+                                 "cluster (its GCS, `ray start --head --port`, 6379 by default; 8265 is the "
+                                 "dashboard's)"]
+    assert not (tmp_path / "run").exists()
+
+
 def test_address_auto_without_a_cluster_makes_no_run_folder(tmp_path, capsys, monkeypatch):
     """Before, `--address auto` was left to ray.init, which failed only after the run folder was made."""
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")  # where "auto" leads: no cluster there

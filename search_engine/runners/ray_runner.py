@@ -54,6 +54,22 @@ class EvaluatorActor:
 
 
 PROBE_SECONDS = 5.0  # a cluster's head answers a TCP connect at once; only a wrong address waits this long
+# A client's opening of HTTP/2 (RFC 9113 3.4): the preface, then an empty SETTINGS frame. Ray's GCS and client
+# server speak gRPC, so they answer with a SETTINGS frame of their own (frame type 4 in the header's 4th byte).
+HTTP2_OPENING = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+SETTINGS_FRAME = 4
+
+
+def _speaks_grpc(connection: socket.socket) -> bool:
+    """Whether the server behind ``connection`` answers as an HTTP/2 (gRPC) server does."""
+    connection.sendall(HTTP2_OPENING)
+    header = b""
+    try:
+        while len(header) < 9 and (chunk := connection.recv(9 - len(header))):
+            header += chunk
+    except OSError:
+        return False
+    return len(header) == 9 and header[3] == SETTINGS_FRAME
 
 
 def check_ray_address(address: str) -> None:
@@ -76,12 +92,17 @@ def check_ray_address(address: str) -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--address {address}: expected host:port, ray://host:port or auto")
+    where = address if given == address else f"auto ({address})"
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS)
     except OSError as err:
-        where = address if given == address else f"auto ({address})"
         raise ConfigError(f"--address {where}: no Ray cluster answers there ({err}); "
                           "start one with `ray start --head` or fix the address") from None
+    with connection:
+        # Ray would retry such a server for minutes, printing a warning every few seconds
+        if not _speaks_grpc(connection):
+            raise ConfigError(f"--address {where}: something answers there, but not a Ray cluster (its GCS, "
+                              "`ray start --head --port`, 6379 by default; 8265 is the dashboard's)")
 
 
 def start_ray(address: str | None, workers: int) -> bool:
