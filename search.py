@@ -204,7 +204,8 @@ def _search_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--constraint", action="append", default=[], metavar="EXPR",
                    help="e.g. 'latency_ms <= 5' (repeatable)")
     g.add_argument("--budget", type=_positive_int, help="measured archs to stop at")
-    g.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall-clock limit, checked between batches")
+    g.add_argument("--time-limit", type=_duration, metavar="DURATION",
+                   help="wall-clock limit, checked between batches: seconds, or with a unit (90s, 30m, 2h)")
     g.add_argument("--batch-size", type=_positive_int, help="archs per round")
     g.add_argument("--strategy", help="linas (default), random, nsga2, optuna-nsga2, optuna-tpe")
     g.add_argument("--runner", help="local (default) or ray")
@@ -232,6 +233,16 @@ def _int_at_least(minimum: int, maximum: int | None = None):
 
 
 _positive_int = _int_at_least(1)
+SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+def _duration(text: str) -> float:
+    """An argparse type: seconds, as ``90``, ``90s``, ``30m`` or ``2h``."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in SECONDS_PER_UNIT else (text, "s")
+    try:
+        return float(number) * SECONDS_PER_UNIT[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (seconds, or 90s, 30m, 2h)") from None
 
 
 def _device_option(p: argparse.ArgumentParser, default: str = "the config's", times: bool = True) -> None:

@@ -12,6 +12,7 @@ from search_engine.loop import Budget, run_search
 from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES
 from search_space import ConfigError, HynasError, Metrics, Objective
+from search_space.config import load_config
 from tests.conftest import NB201_CSV, run_cli
 
 OBJ = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
@@ -183,6 +184,7 @@ def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
     ([], "set them with --objectives or search.objectives): unknown objective 'accuracy'"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--runner", "rey"], "runner"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--storage", "nosuchdb://x"], "storage"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--time-limit", "1d"], "'1d' is not a duration"),
 ])
 def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, capsys, argv, named):
     out = tmp_path / "run"
@@ -195,6 +197,16 @@ def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, cap
                          "-q"] + argv, capsys)
     assert code == 2 and len(err) == 1 and named in err[0], err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_time_limit_takes_a_unit(tmp_path):
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "5", "-q"]
+    limits = []
+    for given in ("2h", "1.5m", "90"):
+        assert search.main(argv + ["--time-limit", given, "--out", str(tmp_path / given)]) == 0
+        limits.append(load_config(str(tmp_path / given / "config.yaml")).search.time_limit_s)
+    assert limits == [7200, 90, 90]
 
 
 def test_wall_clock_budget_stops_between_batches(nb201_space, tmp_path):
