@@ -119,14 +119,27 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
         label = f"trial-{known[0].number}" if known else f"arch-{digest}"
         return Pick(parsed, label, known[0] if known else None)
     names = sorted({k for r in run.records for k in r.values})
-    constraints = [Constraint.parse(text.strip(), names, "--pick") for text in pick.split(",") if text.strip()]
+    constraints = [Constraint.parse(text.strip(), names, "--pick",
+                                    "write limits separated by commas, e.g. 'latency_ms<=0.3,size_mb<=0.05'")
+                   for text in pick.split(",") if text.strip()]
     front = front_of(run.records, run.objectives, run.constraints)
     feasible = [r for r in front if all(c.satisfied(r.values) for c in constraints)]
     if not feasible:
-        raise ConfigError(f"--pick {pick!r}: no subnet of the measured front ({len(front)}) satisfies it")
+        raise ConfigError(f"--pick {pick!r}: no subnet of the measured front ({len(front)}) satisfies it; "
+                          f"{_closest_to(constraints, front)}")
     headline = run.objectives[headline_index(run.objectives)]
     best = min(feasible, key=lambda r: r.values[headline.name] * headline.sign)
     return Pick(space.arch_from_str(best.arch), f"trial-{best.number}", best)
+
+
+def _closest_to(constraints: list[Constraint], front: list[Record]) -> str:
+    """What the front offers against limits none of it meets together: the best value of a limit that no front
+    subnet meets, else that each limit alone is met."""
+    for limit in constraints:
+        if not any(limit.satisfied(r.values) for r in front):
+            pick_best = max if limit.op.startswith(">") else min
+            return f"the front's best {limit.name} is {pick_best(r.values[limit.name] for r in front):.4g}"
+    return "each limit alone is met by a front subnet, not all of them together"
 
 
 def finetuned_checkpoint(run: FinishedRun, label: str) -> Path:

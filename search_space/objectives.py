@@ -109,10 +109,11 @@ class Constraint:
     bound: float
 
     @classmethod
-    def parse(cls, text: str, names: Iterable[str], where: str) -> Constraint:
+    def parse(cls, text: str, names: Iterable[str], where: str,
+              how: str = "write one limit, e.g. 'latency_ms <= 5'") -> Constraint:
         m = _CONSTRAINT.fullmatch(text)
         if not m:
-            raise ConfigError(f"{where}: cannot parse constraint {text!r}; write one limit, e.g. 'latency_ms <= 5'")
+            raise ConfigError(f"{where}: cannot parse constraint {text!r}; {how}")
         name, op, bound = m.groups()
         names = list(names)
         if name not in names:
