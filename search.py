@@ -402,7 +402,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from results.plots import Series, plot_hypervolume, plot_pairs
     from search_engine.deploy import open_finished_run
 
-    runs = [open_finished_run(r) for r in args.runs]
+    folders: dict[Path, str] = {}
+    for given in args.runs:  # each run once, named as first given
+        folders.setdefault(Path(given).resolve(), given)
+    runs = [open_finished_run(r) for r in folders.values()]
     objectives = runs[0].objectives
     for run in runs[1:]:
         if [o.name for o in run.objectives] != [o.name for o in objectives]:
@@ -410,6 +413,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
                              f"{runs[0].folder}'s {[str(o) for o in objectives]}; plot runs of the same objectives")
     # several runs: beside the first run's own plots, not over them (its report.md shows those, with baselines)
     out = Path(args.out) if args.out else runs[0].folder / ("compare" if len(runs) > 1 else "")
+    if out.exists() and not out.is_dir():
+        raise HynasError(f"--out {out}: a file is there; give a folder for the plots")
     out.mkdir(parents=True, exist_ok=True)
     labels = [r.folder.name if r.config.search.strategy in r.folder.name else
               f"{r.folder.name} ({r.config.search.strategy})" for r in runs]

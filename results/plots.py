@@ -69,21 +69,28 @@ def outlying_front(values: np.ndarray, objective: Objective, max_share: float = 
 
 
 def _focus(ax, fronts: Sequence[np.ndarray], x: Objective, y: Objective) -> None:
-    """Zoom onto the fronts without their outlying points (``outlying_front``) and say what is off the axes."""
+    """Zoom onto the fronts without their outlying points (``outlying_front``, judged within each run's own front:
+    runs compared side by side each bring their own such point) and say what is off the axes."""
     if not fronts:
         return
     every = np.vstack(fronts)
-    hidden = outlying_front(every[:, 0], x) | outlying_front(every[:, 1], y)
-    if not hidden.any():
+    hidden = np.concatenate([outlying_front(f[:, 0], x) | outlying_front(f[:, 1], y) for f in fronts])
+    if not hidden.any() or hidden.all():
         return
     shown = every[~hidden]
+    limits = []
     for values, set_limits in ((shown[:, 0], ax.set_xlim), (shown[:, 1], ax.set_ylim)):
         low, high = values.min(), values.max()
         pad = 0.08 * (high - low) if high > low else max(abs(high), 1.0) * 0.05
-        set_limits(low - pad, high + pad)
-    note = ", ".join(f"({px:.4g}, {py:.4g})" for px, py in every[hidden][:3])
-    ax.annotate(f"{int(hidden.sum())} front point(s) off the axes: {note}", xy=(0.01, 0.01),
-                xycoords="axes fraction", fontsize=7, color="dimgray")
+        limits.append((low - pad, high + pad))
+        set_limits(*limits[-1])
+    (x_low, x_high), (y_low, y_high) = limits
+    inside = (every[:, 0] >= x_low) & (every[:, 0] <= x_high) & (every[:, 1] >= y_low) & (every[:, 1] <= y_high)
+    off = np.unique(every[~inside], axis=0)  # another run's front may reach where this run's outlier lies
+    if len(off):
+        note = ", ".join(f"({px:.4g}, {py:.4g})" for px, py in off[:3])
+        ax.annotate(f"{len(off)} front point(s) off the axes: {note}", xy=(0.01, 0.01),
+                    xycoords="axes fraction", fontsize=7, color="dimgray")
 
 
 def plot_pairs(runs: Sequence[Series], objectives: Sequence[Objective], folder: Path,

@@ -439,6 +439,7 @@ BAD = [
      "device: 'cuda:99'"),
     (lambda f, r: ["export", str(r), "--trial", "0", "--out", str(f / "pipe.yaml" / "x")], "Not a directory"),
     (lambda f, r: ["plot", str(r), "--out", str(f / "pipe.yaml" / "x")], "Not a directory"),
+    (lambda f, r: ["plot", str(r), "--out", str(f / "pipe.yaml")], "a file is there; give a folder for the plots"),
     (lambda f, r: ["run", "--config", str(f / "pipe.yaml"), "--out", str(r), "--resume", "--set",
                    f"checkpoint={f / 'pipe.yaml'}"], "not a complete torch archive"),
 ]

@@ -27,6 +27,23 @@ def test_an_evenly_spread_or_tiny_front_is_shown_whole():
     assert not outlying_front(np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.75]), LATENCY).any()
 
 
+def test_runs_compared_side_by_side_each_leave_their_own_outlier_off_the_axes():
+    """Before, three NB201 runs' three chance-level cells were more than a tenth of the fronts together, so the axes
+    spanned 10-91 % and squashed every front into a corner."""
+    import matplotlib.pyplot as plt
+
+    from results.plots import _focus
+
+    acc = np.array([10.0, 83.9, 84.6, 86.5, 87.8, 88.9, 90.1, 90.7, 91.0, 91.5])
+    latency = np.array([0.0118, 2.5, 2.8, 5.0, 7.4, 12.4, 19.5, 22.9, 35.4, 59.1])
+    fronts = [np.column_stack([acc[keep], latency[keep]]) for keep in (slice(None), [0, 2, 4, 6, 8], [0, 1, 5, 9])]
+    fig, ax = plt.subplots()
+    _focus(ax, fronts, ACC, LATENCY)
+    low, high = ax.get_xlim()
+    plt.close(fig)
+    assert 80 < low < 83.9 and 91.5 < high < 93
+
+
 def test_a_constrained_run_plots_and_scores_only_its_feasible_front(tmp_path):
     rows = [{"test_acc": 90.0, "latency_ms": 1.0}, {"test_acc": 95.0, "latency_ms": 9.0},
             {"test_acc": 80.0, "latency_ms": 0.5}]
