@@ -224,8 +224,10 @@ def _decode(root: Path, files: list[Path], size: int, mode: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     out = []
-    # Only the first command on a folder gets here (the cache keeps the result): minutes for a large one.
-    for f in tqdm(files, desc=f"decoding {root}", unit="img", disable=None, leave=False):
+    # Only the first command on a folder gets here (the cache keeps the result): minutes for a large one. Every
+    # command loads data, so -q reaches this bar through the log level it sets (hidden also when not a terminal).
+    quiet = not log.isEnabledFor(logging.INFO)
+    for f in tqdm(files, desc=f"decoding {root}", unit="img", disable=True if quiet else None, leave=False):
         try:
             with Image.open(f) as img:
                 arr = np.asarray(img.convert(mode).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
