@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,11 @@ RUN_FOLDER = "run folder (default: runs/<config name>)"
 DEFAULT_CONFIG = "configs/demo.yaml"
 
 
+def _user_path(text: str) -> str:
+    """A path flag with ``~`` expanded, as the shell does for a word but not after ``=`` (``--out=~/runs/x``)."""
+    return os.path.expanduser(text)
+
+
 def _config_file(args: argparse.Namespace) -> str:
     """``--config``; else, resuming a folder that holds a run's ``config.yaml``, that file (so ``--out DIR
     --resume`` alone continues a run as it was started); else the demo's."""
@@ -52,14 +58,14 @@ def _common(p: argparse.ArgumentParser, out: str | None = RUN_FOLDER, config: bo
     """The flags every subcommand shares; ``out`` describes what ``--out`` names (None: no output of its own)."""
     g = p.add_argument_group("common options")
     if config:
-        g.add_argument("--config", metavar="FILE",
+        g.add_argument("--config", metavar="FILE", type=_user_path,
                        help=f"experiment YAML, a path or a preset name (default: {DEFAULT_CONFIG}; with --resume, "
                             "the config.yaml of the --out folder being continued)" if out == RUN_FOLDER else
                             f"experiment YAML, a path or a preset name (default: {DEFAULT_CONFIG})")
         g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set search.budget=50 (repeatable)")
     if out:
-        g.add_argument("--out", metavar="PATH", help=out)
+        g.add_argument("--out", metavar="PATH", type=_user_path, help=out)
         g.add_argument("--resume", action="store_true", help="continue what an earlier command left in --out")
         g.add_argument("--force", action="store_true", help="replace what is in --out")
     g.add_argument("--seed", type=_int_at_least(0, MAX_SEED), help="random seed (default: the config's, 0)")
@@ -77,7 +83,7 @@ def _sub(subs, name: str, help_text: str, example: str, out: str | None = RUN_FO
 
 
 def _subnet_choice(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="a run folder written by `hynas run` or `hynas search`")
+    p.add_argument("run", metavar="RUN", type=_user_path, help="a run folder written by `hynas run` or `hynas search`")
     g = p.add_argument_group("which subnet (exactly one)")
     g.add_argument("--trial", type=int, help="a measured trial (the `trial` column of measured.csv)")
     g.add_argument("--arch", help="an arch string of the run's space")
@@ -129,16 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     space_subs.required = True
     info = _sub(space_subs, "info", "print a space's size, largest and smallest arch with costs, and samples",
                 "hynas space info configs/spaces/cifar_hybrid.yaml", out=None)
-    info.add_argument("space", nargs="?", help="space YAML, preset name or nb201 (default: the config's space)")
-    info.add_argument("--table", help="benchmark CSV of a tabular space")
+    info.add_argument("space", nargs="?", type=_user_path,
+                      help="space YAML, preset name or nb201 (default: the config's space)")
+    info.add_argument("--table", type=_user_path, help="benchmark CSV of a tabular space")
     info.add_argument("--samples", type=_int_at_least(0), default=3, help="random archs to show (default: %(default)s)")
     info.set_defaults(handler=cmd_space_info)
 
     search_p = _sub(subs, "search", "multi-objective search of subnets, or of a benchmark table",
                     "hynas search --space nb201 --objectives test_acc:max,latency_raspi4_ms:min --budget 200 --seed 0")
     g = search_p.add_argument_group("search options (each overrides the config)")
-    g.add_argument("--space", help="space YAML, preset name, or nb201 (a tabular benchmark)")
-    g.add_argument("--table", metavar="CSV",
+    g.add_argument("--space", type=_user_path, help="space YAML, preset name, or nb201 (a tabular benchmark)")
+    g.add_argument("--table", metavar="CSV", type=_user_path,
                    help="benchmark table of a tabular space (default: the shipped NB201 table)")
     _search_options(g)
     _device_option(search_p)
@@ -156,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "lookup table (profile a device once, search anywhere with `lut:` in a hardware profile)",
                      "hynas profile --space mnist_hybrid --hardware cpu_ort --out luts/mnist_cpu_ort.json",
                      out="the lookup table file (default: runs/luts/<space>@<hardware>.json)")
-    profile_p.add_argument("--space", help="space YAML or preset name (default: the config's space)")
+    profile_p.add_argument("--space", type=_user_path, help="space YAML or preset name (default: the config's space)")
     profile_p.add_argument("--hardware", help="hardware profile YAML or preset name (default: the config's first)")
     profile_p.add_argument("--fit-archs", type=_positive_int, default=40,
                            help="whole subnets measured to fit the table's scale per kind of layer "
@@ -190,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot_p = _sub(subs, "plot", "plot Pareto fronts (every pair of objectives) and hypervolume of one or more runs "
                   "of the same objectives", "hynas plot runs/demo runs/demo-nsga2 --out plots/", config=False,
                   out=None)
-    plot_p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
-    plot_p.add_argument("--out", metavar="DIR", help="where the PNG files go (default: the run folder for one run; "
+    plot_p.add_argument("runs", nargs="+", metavar="RUN", type=_user_path, help="run folders")
+    plot_p.add_argument("--out", metavar="DIR", type=_user_path,
+                        help="where the PNG files go (default: the run folder for one run; "
                         "FIRST_RUN/compare for several, so that the plots its report shows stay)")
     plot_p.set_defaults(handler=cmd_plot)
     return parser

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +36,7 @@ def configs_dir() -> Path:
 def resolve_path(name: str, kind: str) -> Path:
     """A YAML path as given, else a packaged preset (``mnist_hybrid`` -> ``configs/spaces/mnist_hybrid.yaml``),
     else ``<name>.yaml`` in the current folder (``hardware: [board]`` beside ``board.yaml``; presets win)."""
-    direct = Path(name)
+    direct = Path(name).expanduser()
     if direct.is_file():
         return direct
     sub = {"space": "spaces", "hardware": "hardware", "config": ""}[kind]
@@ -271,7 +272,8 @@ def _with_absolute_files(config: ExperimentConfig, folder: Path) -> ExperimentCo
     folder, else from the config file's ``folder`` (a config beside its space and hardware files works from
     anywhere)."""
     def beside(name: str) -> str:
-        """``name`` in the config's folder where only that folder has it (the current folder wins)."""
+        """``name`` (``~`` expanded) in the config's folder where only that folder has it (the current folder wins)."""
+        name = os.path.expanduser(name)
         if Path(name).is_absolute() or Path(name).exists():
             return name
         return str(folder / name) if (folder / name).exists() or (folder / f"{name}.yaml").is_file() else name

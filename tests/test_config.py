@@ -198,6 +198,24 @@ def test_a_config_finds_the_files_beside_it_when_run_from_another_folder(tmp_pat
     assert load_config("../experiments/exp.yaml").space == str((tmp_path / "elsewhere" / "my_space.yaml").resolve())
 
 
+def test_a_path_under_home_is_expanded_in_a_config_and_in_a_flag_after_an_equals_sign(tmp_path, monkeypatch):
+    """Before, `data.path: ~/images` was looked for in a folder named `~`, and so was `--out=~/runs/x` (the shell
+    expands `~` only at the start of a word)."""
+    import search
+
+    from search_space.config import configs_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "images").mkdir()
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "mine.yaml").write_bytes((configs_dir() / "spaces" / "mnist_hybrid.yaml").read_bytes())
+    (tmp_path / "exp.yaml").write_text("space: ~/spaces/mine.yaml\ndata: {dataset: folder, path: ~/images}\n")
+    config = load_config("~/exp.yaml")
+    assert (config.data.path, config.space) == (str(tmp_path / "images"), str(tmp_path / "spaces" / "mine.yaml"))
+    args = search.build_parser().parse_args(["search", "--out=~/runs/x", "--config=~/exp.yaml"])
+    assert (args.out, args.config) == (str(tmp_path / "runs" / "x"), str(tmp_path / "exp.yaml"))
+
+
 def test_the_configs_own_bookkeeping_is_not_a_key_a_user_can_set():
     with pytest.raises(ConfigError, match="source: unknown key") as err:
         load_config("demo", ["source=x"])
