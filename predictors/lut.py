@@ -100,8 +100,9 @@ class LatencyTable:
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: Path, space: HybridSpace | None = None) -> LatencyTable:
-        """Read a table; with ``space``, refuse a table profiled for another space."""
+    def load(cls, path: Path, space: HybridSpace | None = None, unfinished: bool = False) -> LatencyTable:
+        """Read a table; with ``space``, refuse a table profiled for another space; unless ``unfinished`` (for
+        profiling to go on with it), refuse one whose profiling stopped before it could predict."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: latency table not found; make one with `hynas profile --out {path}`")
@@ -121,4 +122,8 @@ class LatencyTable:
             raise ConfigError(f"{path}: latency table was profiled for space {table.space!r} "
                               f"(fingerprint {table.fingerprint}), not for this space {space.name!r} "
                               f"({space_fingerprint(space)}); profile this space with `hynas profile`")
+        if not (unfinished or table.complete):
+            raise ConfigError(f"{path}: latency table is incomplete (profiling stopped after {len(table.layers)} "
+                              f"layer configurations, before the frame was measured); finish it with `hynas profile "
+                              f"--space {table.space} --hardware {table.hardware.get('name')} --out {path} --resume`")
         return table

@@ -138,7 +138,7 @@ def _profile(config: ExperimentConfig, job: SearchJob, run_dir: Path, progress: 
         if profile.lut is not None:
             continue  # this profile already predicts from a table
         out = profiled_table(run_dir, profile.name)
-        if out.is_file() and LatencyTable.load(out, space).complete:
+        if out.is_file() and LatencyTable.load(out, space, unfinished=True).complete:
             continue
         profile_space(space, profile, out, resume=out.is_file(), seed=config.seed, progress=progress)
 

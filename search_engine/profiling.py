@@ -57,7 +57,7 @@ def _start_table(space: HybridSpace, profile: HardwareProfile, out: Path, resume
     fresh = LatencyTable(space.name, space_fingerprint(space), _hardware(profile), machine_info())
     if not resume or not out.exists():
         return fresh
-    old = LatencyTable.load(out, space)
+    old = LatencyTable.load(out, space, unfinished=True)
     if dict(old.hardware) != fresh.hardware:
         raise ConfigError(f"{out}: was profiled with other settings ({old.hardware}); use --force to start over")
     return old

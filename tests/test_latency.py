@@ -315,6 +315,9 @@ def test_a_measured_latency_limit_is_checked_against_the_runs_own_table_before_m
     (lambda p: p.write_text(p.read_text().replace("hynas-latency-lut/5", "hynas-latency-lut/4")),
      "format is not hynas-latency-lut/5"),
     (lambda p: p.unlink(), "not found"),
+    # profiling stopped before the frame (before: the table's space named instead of its file)
+    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "frame_ms": {}})),
+     "lut.json: latency table is incomplete (profiling stopped after"),
 ])
 def test_search_with_a_bad_table_is_one_line(tiny_space, tmp_path, capsys, damage, named):
     space_file = tmp_path / "tiny_lut.yaml"
