@@ -74,6 +74,18 @@ def test_malformed_yaml_gives_line(tmp_path):
         load_space(str(f))
 
 
+def test_a_key_given_twice_is_malformed_yaml_but_a_merged_key_may_be_overridden(tmp_path):
+    """Before, PyYAML let the second `search:` replace the first, and its budget was lost without a word."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: x\nsearch: {budget: 10}\nsearch: {strategy: random}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(twice))
+    assert str(err.value) == f"{twice}: malformed YAML at line 3, column 1: key 'search' appears twice in one mapping"
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("name: x\nsearch: {<<: {budget: 5, strategy: random}, budget: 7}\n")
+    assert (load_config(str(merged)).search.budget, load_config(str(merged)).search.strategy) == (7, "random")
+
+
 def test_a_scalar_pins_a_choice():
     space = build(HybridSpace, _space_with("stages.0.kernel", 5), "inline")
     assert space.stages[0].kernel == (5,)
