@@ -325,6 +325,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             line += f"; {outcome.hypervolume / true_hv:.4f} of the table's true front"
         print(line)
     print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / STUDY_FILE}")
+    if (run_dir / "report.md").is_file():  # a `hynas run` folder: its later phases saw the front before this search
+        print(f"report.md, the plots and export/ describe the front before this search; `hynas run --out {run_dir} "
+              "--resume` validates, exports and reports the new one")
     return 0
 
 
