@@ -190,7 +190,8 @@ def _load_folder(path: Path, input_spec: InputSpec, named: str) -> _Images:
     # Hidden folders (.ipynb_checkpoints, .git) are not classes.
     classes = tuple(sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")))
     if len(classes) < 2:
-        raise DataError(f"{path}: expected one subfolder of images per class, found {len(classes)}")
+        found = f"only {classes[0]!r}" if classes else "none"
+        raise DataError(f"{path}: expected one subfolder of images per class, at least two classes; found {found}")
     _check_class_count(named, len(classes), input_spec)  # before minutes of decoding, not after
     channels, size = input_spec.channels, input_spec.size
     mode = "L" if channels == 1 else "RGB"

@@ -119,6 +119,15 @@ def test_the_recorded_preprocessing_turns_raw_pixels_into_the_models_inputs(tmp_
     assert abs(float(data.train.images.mean())) < 1e-5 and abs(float(data.train.images.std()) - 1) < 1e-3
 
 
+def test_a_folder_of_fewer_than_two_classes_says_what_it_found(tmp_path):
+    with pytest.raises(DataError, match=r"at least two classes; found none$"):
+        load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 3), seed=0)
+    (tmp_path / "cats").mkdir()
+    Image.new("L", (8, 8), 0).save(tmp_path / "cats" / "ok.png")
+    with pytest.raises(DataError, match=r"at least two classes; found only 'cats'$"):  # before: "found 1"
+        load_dataset(DataConfig(dataset="folder", path=str(tmp_path)), InputSpec(1, 8, 3), seed=0)
+
+
 def test_an_empty_class_folder_is_a_data_error_naming_it(tmp_path):
     for cls in ("a", "b", "c"):
         (tmp_path / cls).mkdir()
