@@ -213,6 +213,13 @@ class SearchConfig:
     def __post_init__(self) -> None:
         require(self, {**positive(self, "budget", "batch_size", "workers"), "initial": (self.initial >= 0, ">= 0"),
                        "time_limit_s": (self.time_limit_s is None or self.time_limit_s > 0, "positive")})
+        # the local runner would ignore both: one arch at a time, in this process
+        if self.runner == "local" and self.workers > 1:
+            raise ConfigError(f"workers: {self.workers} needs runner 'ray'; use --runner ray, or --workers 1 with the "
+                              "local runner (it measures one arch at a time)")
+        if self.runner == "local" and self.address:
+            raise ConfigError(f"address: {self.address!r} needs runner 'ray'; use --runner ray, or --set "
+                              "search.address=null with the local runner (it uses no cluster)")
         if self.local_share != "adaptive" and not 0 <= self.local_share <= 1:
             raise ConfigError(f"local_share: must be in [0, 1] or 'adaptive', got {self.local_share}")
 
