@@ -126,11 +126,17 @@ def load_table(path: str | Path) -> Table:
         raise DataError(f"{path}: benchmark table not found (expected a CSV with an 'arch' column)")
     try:
         with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            rows, header = list(reader), reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: cannot read the table: {err}") from None
-    if not rows or "arch" not in rows[0]:
-        raise DataError(f"{path}: no 'arch' column; a table needs NB201 cell strings in a column named 'arch'")
+    if "arch" not in header:
+        separated = "" if len(header) != 1 else f" (its header is one field, {header[0][:60]!r}: columns must be " \
+                                                "separated by commas)"
+        raise DataError(f"{path}: no 'arch' column{separated}; a table needs NB201 cell strings in a column named "
+                        "'arch'")
+    if not rows:
+        raise DataError(f"{path}: the table has a header but no rows")
     names = [c for c in rows[0] if c not in KEY_COLUMNS]
     archs, numeric = [], {c: [] for c in names}
     for line, row in enumerate(rows, start=2):
@@ -144,8 +150,10 @@ def load_table(path: str | Path) -> Table:
             except (TypeError, ValueError):
                 numeric[c].append(math.nan)
     columns = {c: np.asarray(v) for c, v in numeric.items() if not np.isnan(v).all()}
-    if len(set(archs)) != len(archs):
-        raise DataError(f"{path}: the 'arch' column repeats a cell")
+    first_line: dict[CellArch, int] = {}
+    for line, arch in enumerate(archs, start=2):
+        if first_line.setdefault(arch, line) != line:
+            raise DataError(f"{path}: line {line}: the cell of line {first_line[arch]} again; each cell once")
     if not columns:
         raise DataError(f"{path}: no numeric column to use as an objective")
     return Table(str(path), tuple(archs), columns)

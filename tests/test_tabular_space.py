@@ -85,6 +85,17 @@ def test_bad_tables(tmp_path):
     bad_row.write_text("arch,acc\nnonsense,1\n")
     with pytest.raises(DataError, match="line 2"):
         load_table(bad_row)
+    cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|"
+    for content, says in [
+        (f"arch;acc\n{cell};1\n", "its header is one field, 'arch;acc': columns must be separated by commas"),
+        ("arch,acc\n", "the table has a header but no rows"),  # before: "no 'arch' column"
+        (f"arch,acc\n{cell},1\n{cell},2\n", "line 3: the cell of line 2 again"),  # before: no line named
+    ]:
+        table = tmp_path / "t.csv"
+        table.write_text(content)
+        with pytest.raises(DataError) as err:
+            load_table(table)
+        assert says in str(err.value)
 
 
 def test_copies_of_one_network_share_it_and_other_networks_differ(nb201_space):
