@@ -301,14 +301,22 @@ def _plots(job: SearchJob, run_dir: Path, records: list[Record], baselines: list
     return plots
 
 
-def _low_bits_note(q: QuantSpec) -> str:
-    """The report's note on bit-widths: those below 8 are simulated; ONNX Runtime runs them at 8 bits or float."""
+def _low_bits_note(q: QuantSpec, backends: set[str]) -> str:
+    """The report's note on bit-widths: those below 8 are simulated; what they cost where the run timed latency
+    (``backends`` of its hardware profiles): ONNX Runtime runs them at 8 bits or float, torch eager runs every
+    layer in float."""
     low = [f"{'- and '.join(map(str, bits))}-bit {what}" for what, bits in (
         ("weights", [b for b in q.weight_bits if b < 8]), ("activations", [b for b in q.act_bits if b < 8])) if bits]
-    simulated = (f"{' and '.join(low)} are simulated (fake quantization) for accuracy; in ONNX Runtime they run at "
-                 "8 bits, or as floats in a layer whose other width is 32. ") if low else ""
-    return simulated + "Weights are counted at their width for size; layers of at most 8 bits run as real int8 in " \
-        "ONNX Runtime."
+    simulated = f"{' and '.join(low)} are simulated (fake quantization) for accuracy" if low else ""
+    timed = []
+    if "onnxruntime" in backends:
+        timed.append(("in ONNX Runtime they run at 8 bits, or as floats in a layer whose other width is 32; " if low
+                      else "") + "layers of at most 8 bits run as real int8 in ONNX Runtime")
+    if "torch" in backends:
+        timed.append("torch eager runs every layer in float (with its fake quantization), so bit-widths do not "
+                     "move a latency timed there")
+    note = "; ".join([simulated] * bool(simulated) + ["weights are counted at their width for size"] + timed)
+    return note[0].upper() + note[1:] + "."
 
 
 def _report_input(config, job, outcome, validated, baselines, plots, exports, seconds) -> ReportInput:
@@ -330,7 +338,7 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
                + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
     if best:
         summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")
-    notes = [_low_bits_note(job.space.quantization)]
+    notes = [_low_bits_note(job.space.quantization, {p.backend for p in latency_profiles(job, config).values()})]
     if again:
         notes.append("Measured latency varies between runs and machines; the same seed gives the same protocol, not "
                      "the same numbers: the front's \"measured again\" column (`*_again` in validated.csv) shows "

@@ -586,5 +586,17 @@ def test_low_bit_activations_are_named_where_they_run(mnist_space):
     float_layer = _low_bits_note(space.arch_from_str("c16:conv_k5_e2_w32a6|c32:conv_k5_e2_w8a8"), int8_capable)
     assert float_layer.startswith("6-bit activations are simulated") and "stay float" in float_layer
     assert "Weights are counted" not in float_layer  # no low-bit weight in it
-    assert report_note(space.quantization).startswith("6-bit weights and 6-bit activations are simulated")
-    assert report_note(mnist_space.quantization).startswith("4-bit weights are simulated")
+    assert report_note(space.quantization, {"onnxruntime"}).startswith("6-bit weights and 6-bit activations are "
+                                                                        "simulated")
+    assert report_note(mnist_space.quantization, {"onnxruntime"}).startswith("4-bit weights are simulated")
+
+
+def test_the_reports_bit_width_note_speaks_of_the_backend_that_timed_latency(mnist_space):
+    """Before, a run timed in torch eager (cpu_torch) read that its low-bit layers run as int8 in ONNX Runtime."""
+    from search_engine.pipeline import _low_bits_note
+
+    torch_only = _low_bits_note(mnist_space.quantization, {"torch"})
+    assert "ONNX Runtime" not in torch_only and "torch eager runs every layer in float" in torch_only
+    assert "real int8 in ONNX Runtime" in _low_bits_note(mnist_space.quantization, {"onnxruntime"})
+    assert _low_bits_note(mnist_space.quantization, set()) == ("4-bit weights are simulated (fake quantization) for "
+                                                               "accuracy; weights are counted at their width for size.")
