@@ -486,8 +486,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                               checkpoint, progress=not args.quiet)
     print(f"fine-tuned {chosen.arch} for {counted(args.epochs, 'epoch')}: validation {outcome.before['val']:.2f} -> "
           f"{outcome.after['val']:.2f} %, test {outcome.before['test']:.2f} -> {outcome.after['test']:.2f} %")
+    exported = (run.folder / "export" / chosen.label).exists()  # an export of the inherited weights is replaced
     print(f"checkpoint {checkpoint}; `hynas export {run.folder} --{'trial' if chosen.record else 'arch'} "
-          f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}` exports the fine-tuned weights")
+          f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}{' --force' if exported else ''}` "
+          f"exports the fine-tuned weights" + (f", replacing {run.folder / 'export' / chosen.label}" if exported else ""))
     return 0
 
 

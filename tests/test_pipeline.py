@@ -220,8 +220,14 @@ def test_an_export_records_how_raw_pixels_become_its_inputs_and_its_class_names(
 def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
     _, run = pipeline_run
     trial = int((run / "validated.csv").read_text().splitlines()[1].split(",")[0])
-    code, err = run_cli(["finetune", str(run), "--trial", str(trial), "--epochs", "1", "-q"], capsys)
-    assert code == 0, err
+    assert search.main(["finetune", str(run), "--trial", str(trial), "--epochs", "1", "-q"]) == 0
+    hint = capsys.readouterr().out.splitlines()[-1]
+    # before: the hint named an export that stops on the folder of the inherited weights' export
+    if (run / "export" / f"trial-{trial}").exists():
+        assert hint.endswith(f"`hynas export {run} --trial {trial} --force` exports the fine-tuned weights, replacing "
+                             f"{run / 'export' / f'trial-{trial}'}")
+    else:
+        assert hint.endswith(f"`hynas export {run} --trial {trial}` exports the fine-tuned weights")
     checkpoint = run / "finetuned" / f"trial-{trial}" / "supernet.pt"
     out = run.parent / "tuned_export"
     code, err = run_cli(["export", str(run), "--trial", str(trial), "--out", str(out), "-q"], capsys)
