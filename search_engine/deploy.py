@@ -123,6 +123,10 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
                                     "write limits separated by commas, e.g. 'latency_ms<=0.3,size_mb<=0.05'")
                    for text in pick.split(",") if text.strip()]
     front = front_of(run.records, run.objectives, run.constraints)
+    if not front:
+        why = (f"none of its {counted(len(run.records), 'subnet')} meets its constraints "
+               f"({', '.join(map(str, run.constraints))})" if run.records else "it measured no subnet")
+        raise ConfigError(f"--pick {pick!r}: the run's front is empty: {why}; choose with --trial or --arch")
     feasible = [r for r in front if all(c.satisfied(r.values) for c in constraints)]
     if not feasible:
         raise ConfigError(f"--pick {pick!r}: no subnet of the measured front ({len(front)}) satisfies it; "

@@ -16,6 +16,7 @@ from PIL import Image
 
 import search
 import supernet.data
+from search_space import ConfigError
 from search_space.config import load_config
 from supernet.checkpoint import load_checkpoint
 from supernet.model import Supernet
@@ -95,6 +96,11 @@ def test_picks_mean_the_most_accurate_of_the_runs_feasible_front(pipeline_run):
     picked = pick_subnet(replace(finished, constraints=(limit,)), load_space("mnist_hybrid"), pick="size_mb<=1")
     assert picked.record.values["accuracy"] == max(r.values["accuracy"] for r in feasible)
     assert limit.satisfied(picked.record.values)
+    # constraints nothing measured meets: one line (before: min() of an empty front, a traceback)
+    impossible = Constraint.parse("accuracy>=101", ["accuracy"], "test")
+    with pytest.raises(ConfigError, match=r"the run's front is empty: none of its \d+ subnets meets its constraints "
+                                          r"\(accuracy >= 101\); choose with --trial or --arch"):
+        pick_subnet(replace(finished, constraints=(impossible,)), load_space("mnist_hybrid"), pick="size_mb<=1")
     job = build_job(load_config(str(folder / "pipe.yaml")))
     rows = [{"trial": 0, "accuracy": 98.0, "latency_ms": 0.5, "size_mb": 0.3},
             {"trial": 1, "accuracy": 97.0, "latency_ms": 0.1, "size_mb": 0.1}]
