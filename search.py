@@ -311,6 +311,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
     print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
           f"front of {len(outcome.front)}")
+    _say_why_the_front_is_empty(outcome.front, len(outcome.records), config)
     if outcome.in_flight_elsewhere:
         print(f"  {outcome.in_flight_elsewhere} more are still being measured by other drivers sharing the study; "
               "`--resume` later adds them")
@@ -329,6 +330,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"report.md, the plots and export/ describe the front before this search; `hynas run --out {run_dir} "
               "--resume` validates, exports and reports the new one")
     return 0
+
+
+def _say_why_the_front_is_empty(front: Sequence, measured: int, config: ExperimentConfig) -> None:
+    if measured and not front and config.search.constraints:
+        print(f"  none of the {counted(measured, 'measured arch')} meets {' and '.join(config.search.constraints)}; "
+              "loosen the limits, or measure more with --resume and a larger --budget")
 
 
 def _check_cluster(address: str | None) -> None:
@@ -399,6 +406,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
     print(f"run {config.name}: front of {counted(len(outcome.front), 'subnet')}, validated on the test split "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
+    _say_why_the_front_is_empty(outcome.front, outcome.measured, config)
     for row in outcome.front[:10]:
         print(f"  trial {int(row['trial']):3d}  test {row['test_accuracy']:.2f} %  " + "  ".join(
             f"{k}={format_value(k, row[k])}" for k in row if k not in ("trial", "arch", "test_accuracy") and

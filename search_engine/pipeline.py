@@ -48,6 +48,7 @@ PHASES_FILE = "phases.json"
 class PipelineOutcome:
     report: Path
     front: list[dict]
+    measured: int  # archs the search measured
     exports: list[tuple[str, Path]]
     seconds: dict[str, float]
 
@@ -85,7 +86,7 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
         exports = phase("export", lambda: _export(config, run_dir, validated, job))
     plots = phase("plot", lambda: _plots(job, run_dir, outcome.records, baselines))
     report = write_report(run_dir, _report_input(config, job, outcome, validated, baselines, plots, exports, seconds))
-    return PipelineOutcome(report, validated, exports, seconds)
+    return PipelineOutcome(report, validated, len(outcome.records), exports, seconds)
 
 
 class _PhaseTimes:

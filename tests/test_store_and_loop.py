@@ -160,6 +160,11 @@ def test_constraint_keeps_the_front_feasible(tmp_path, capsys):
     assert search.main(argv) == 0
     pareto = list(csv.DictReader((tmp_path / "c" / "pareto.csv").open()))
     assert pareto and all(float(r["latency_raspi4_ms"]) <= 10 for r in pareto)
+    capsys.readouterr()
+    # a limit nothing measured meets: an empty front, and the summary says why (before: only "front of 0")
+    assert search.main(argv[:-1] + ["test_acc >= 91.5", "--force"]) == 0
+    assert "  none of the 30 measured archs meets test_acc >= 91.5; loosen the limits, or measure more with --resume " \
+           "and a larger --budget" in capsys.readouterr().out.splitlines()
 
 
 def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
