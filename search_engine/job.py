@@ -26,7 +26,7 @@ from search_engine.strategies import STRATEGIES, Strategy
 from search_space.arch import Arch
 from search_space.config import ExperimentConfig, HardwareProfile, load_hardware, load_space
 from search_space.costs import arch_costs
-from search_space.errors import ConfigError, HynasError
+from search_space.errors import ConfigError, HynasError, did_you_mean
 from search_space.files import file_digest
 from search_space.hybrid import HybridSpace
 from search_space.objectives import (ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, MEASURED_RANGES, Constraint, Objective,
@@ -78,7 +78,12 @@ def build_job(config: ExperimentConfig) -> SearchJob:
     ref = config.search.reference
     reference = None
     if ref:
-        missing = [o.name for o in objectives if o.name not in ref]
+        names = [o.name for o in objectives]
+        for key in ref:
+            if key not in names:
+                raise ConfigError(f"{config.source}: search.reference: {key!r} is no objective of this search"
+                                  f"{did_you_mean(key, names)}; give one value for each of {', '.join(names)}")
+        missing = [name for name in names if name not in ref]
         if missing:
             raise ConfigError(f"{config.source}: search.reference: give a value for every objective; missing {missing}")
         reference = np.array([ref[o.name] * o.sign for o in objectives])

@@ -43,6 +43,9 @@ def _where(source: str, path: str) -> str:
     return f"{source}: {path}" if path else source
 
 
+PLURALS = {"a number": "numbers", "an integer": "integers", "a string": "strings"}
+
+
 def _describe(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is Literal:
@@ -50,7 +53,8 @@ def _describe(tp: Any) -> str:
     if origin in (tuple, list):
         return f"a list of {_describe(get_args(tp)[0])}"
     if origin is dict:
-        return f"a mapping of {_describe(get_args(tp)[1])}"
+        value = _describe(get_args(tp)[1])
+        return f"a mapping of names to {PLURALS.get(value, value)}"
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in get_args(tp))
     if dataclasses.is_dataclass(tp):

@@ -190,6 +190,11 @@ def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--runner", "rey"], "runner"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--storage", "nosuchdb://x"], "storage"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--time-limit", "1d"], "'1d' is not a duration"),
+    # before: "missing ['test_acc', 'latency_raspi4_ms']", with nothing on the key given
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--set", "search.reference={test_accuracy: 80}"],
+     "search.reference: 'test_accuracy' is no objective of this search (did you mean 'test_acc'?)"),
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--set", "search.reference=[80, 60]"],
+     "expected a mapping of names to numbers"),
 ])
 def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, capsys, argv, named):
     out = tmp_path / "run"
