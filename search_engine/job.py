@@ -337,8 +337,12 @@ def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trai
 def _profile_of(objective: str, profiles: dict, source: str):
     """The hardware profile of ``latency_ms`` or ``latency_ms@<profile>``."""
     _, _, name = objective.partition("@")
-    if not name and len(profiles) != 1:
-        raise ConfigError(f"{source}: {len(profiles)} hardware profiles; name one: latency_ms@<profile>")
+    if not profiles:
+        raise ConfigError(f"{source}: objective {objective!r} needs a hardware profile to time it on, and hardware is "
+                          "empty; name one (hardware: [cpu_ort]), or drop the objective")
+    if not name and len(profiles) > 1:
+        raise ConfigError(f"{source}: {len(profiles)} hardware profiles ({', '.join(profiles)}); name one in the "
+                          f"objective: {objective}@<profile>")
     name = name or next(iter(profiles))
     if name not in profiles:
         raise ConfigError(f"{source}: objective {objective!r} names no hardware profile of the config "

@@ -109,6 +109,23 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path):
         load_config("configs/demo.yaml", ["search.budget=1e2"])  # an integer field stays an integer
 
 
+@pytest.mark.parametrize("overrides,says", [
+    # before: "0 hardware profiles; name one: latency_ms@<profile>"
+    (["hardware=[]"], "objective 'latency_ms' needs a hardware profile to time it on, and hardware is empty"),
+    (["hardware=[cpu_ort, cpu_torch]"], "2 hardware profiles (cpu_ort, cpu_torch); name one in the objective: "
+                                        "latency_ms@<profile>"),
+    (["hardware=[cpu_ort]", "search.objectives=[accuracy:max,latency_ms@board:min]"],
+     "objective 'latency_ms@board' names no hardware profile of the config (hardware: cpu_ort)"),
+])
+def test_a_latency_objective_names_the_profile_it_needs(overrides, says):
+    from search_engine.job import build_job, latency_profiles
+
+    config = load_config("configs/demo.yaml", overrides)
+    with pytest.raises(ConfigError) as err:
+        latency_profiles(build_job(config), config)
+    assert says in str(err.value)
+
+
 def test_objectives_set_as_one_comma_separated_value_read_as_a_list():
     from search_engine.job import build_job
 
