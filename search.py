@@ -37,6 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 RUN_FOLDER = "run folder (default: runs/<config name>)"
 DEFAULT_CONFIG = "configs/demo.yaml"
+SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}  # of --time-limit
 
 
 def _user_path(text: str) -> str:
@@ -241,7 +242,6 @@ def _int_at_least(minimum: int, maximum: int | None = None):
 
 
 _positive_int = _int_at_least(1)
-SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}
 
 
 def _duration(text: str) -> float:
@@ -494,10 +494,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                               checkpoint, progress=not args.quiet)
     print(f"fine-tuned {chosen.arch} for {counted(args.epochs, 'epoch')}: validation {outcome.before['val']:.2f} -> "
           f"{outcome.after['val']:.2f} %, test {outcome.before['test']:.2f} -> {outcome.after['test']:.2f} %")
-    exported = (run.folder / "export" / chosen.label).exists()  # an export of the inherited weights is replaced
+    export = run.folder / "export" / chosen.label  # an export of the inherited weights there is replaced
     print(f"checkpoint {checkpoint}; `hynas export {run.folder} --{'trial' if chosen.record else 'arch'} "
-          f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}{' --force' if exported else ''}` "
-          f"exports the fine-tuned weights" + (f", replacing {run.folder / 'export' / chosen.label}" if exported else ""))
+          f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}"
+          f"{' --force' if export.exists() else ''}` exports the fine-tuned weights"
+          + (f", replacing {export}" if export.exists() else ""))
     return 0
 
 

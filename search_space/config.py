@@ -50,14 +50,14 @@ def resolve_path(name: str, kind: str) -> Path:
                       f"give a YAML path or a preset: {', '.join(presets)}")
 
 
-def require(spec: object, rules: dict[str, tuple[bool, str]]) -> None:
-    """Stop at the first field of ``spec`` whose rule fails, naming that field: ``lr: must be > 0, got -1``."""
+def _require(spec: object, rules: dict[str, tuple[bool, str]]) -> None:
+    """Stop at the first field of ``spec`` whose rule fails, naming that field: ``lr: must be positive, got -1.0``."""
     for name, (ok, rule) in rules.items():
         if not ok:
             raise ConfigError(f"{name}: must be {rule}, got {getattr(spec, name)!r}")
 
 
-def positive(spec: object, *names: str) -> dict[str, tuple[bool, str]]:
+def _positive(spec: object, *names: str) -> dict[str, tuple[bool, str]]:
     return {name: (getattr(spec, name) > 0, "positive") for name in names}
 
 
@@ -121,7 +121,7 @@ class HardwareProfile:
     node: str | None = None  # Ray: measure only on the node with this IP address (one device, one clock)
 
     def __post_init__(self) -> None:
-        require(self, {**positive(self, "threads", "batch_size", "rounds", "round_ms", "calibration_images"),
+        _require(self, {**_positive(self, "threads", "batch_size", "rounds", "round_ms", "calibration_images"),
                        "warmup": (self.warmup >= 0, ">= 0")})
 
     def runs_int8(self, weight_bits: int, act_bits: int) -> bool:
@@ -148,7 +148,7 @@ class DataConfig:
     limit: int | None = None  # use only this many images (quick runs and tests)
 
     def __post_init__(self) -> None:
-        require(self, {name: (0 < getattr(self, name) < 1, "in (0, 1)") for name in ("val_fraction", "test_fraction")})
+        _require(self, {name: (0 < getattr(self, name) < 1, "in (0, 1)") for name in ("val_fraction", "test_fraction")})
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(f"val_fraction + test_fraction: must be below 1 (the rest trains the supernet), got "
                               f"{self.val_fraction} + {self.test_fraction}")
@@ -183,7 +183,7 @@ class TrainConfig:
     bn_batches: int = 10  # batches used to recalibrate BN statistics of a subnet
 
     def __post_init__(self) -> None:
-        require(self, {**positive(self, "epochs", "batch_size", "bn_batches", "lr"),
+        _require(self, {**_positive(self, "epochs", "batch_size", "bn_batches", "lr"),
                        "weight_decay": (self.weight_decay >= 0, ">= 0"),
                        "random_archs": (self.random_archs >= 0, ">= 0"),
                        "label_smoothing": (0 <= self.label_smoothing < 1, "in [0, 1)")})
@@ -211,7 +211,7 @@ class SearchConfig:
     reference: dict[str, float] = field(default_factory=dict)  # HV reference point per objective
 
     def __post_init__(self) -> None:
-        require(self, {**positive(self, "budget", "batch_size", "workers"), "initial": (self.initial >= 0, ">= 0"),
+        _require(self, {**_positive(self, "budget", "batch_size", "workers"), "initial": (self.initial >= 0, ">= 0"),
                        "time_limit_s": (self.time_limit_s is None or self.time_limit_s > 0, "positive")})
         # the local runner would ignore both: one arch at a time, in this process
         if self.runner == "local" and self.workers > 1:
@@ -241,7 +241,7 @@ class ExperimentConfig:
     source: str = field(default="", compare=False, metadata={"internal": True})  # the file it came from; not a key
 
     def __post_init__(self) -> None:
-        require(self, {"seed": (0 <= self.seed <= MAX_SEED, f"from 0 to {MAX_SEED}")})
+        _require(self, {"seed": (0 <= self.seed <= MAX_SEED, f"from 0 to {MAX_SEED}")})
 
     def checkpoint_path(self, run_dir: Path) -> Path:
         """The supernet checkpoint: the one the config names, else the run folder's ``supernet.pt``."""

@@ -94,7 +94,8 @@ def test_bad_input_is_one_line_exit_2(capsys, argv):
 @pytest.mark.parametrize("argv, says", [
     (["search", "--budjet", "5"], "hynas search: error: unrecognized arguments: --budjet 5; did you mean --budget? "
                                   "(see hynas search --help)"),
-    (["space", "info", "--space", "nb201"], "SPACE takes no flag: hynas space info SPACE (see hynas space info --help)"),
+    (["space", "info", "--space", "nb201"],
+     "SPACE takes no flag: hynas space info SPACE (see hynas space info --help)"),
     (["plot", "runs/a", "--bogus=3"], "hynas plot: error: unrecognized arguments: --bogus=3 (see hynas plot --help)"),
 ])
 def test_an_unknown_option_points_at_the_subcommands_help_and_the_option_meant(capsys, argv, says):

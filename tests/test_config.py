@@ -146,7 +146,8 @@ def test_objectives_set_as_one_comma_separated_value_read_as_a_list():
     ("search.workers=0", "search: workers: must be positive, got 0"), ("search.initial=-1", "search: initial"),
     # before: ignored by the local runner, which measured one arch at a time
     ("search.workers=4", "search: workers: 4 needs runner 'ray'; use --runner ray, or --workers 1"),
-    ("search.address=auto", "search: address: 'auto' needs runner 'ray'; use --runner ray, or --set search.address=null"),
+    ("search.address=auto",
+     "search: address: 'auto' needs runner 'ray'; use --runner ray, or --set search.address=null"),
     ("data.val_fraction=0.9", "val_fraction + test_fraction: must be below 1"),
 ])
 def test_bad_overrides(override, named):
