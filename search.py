@@ -327,8 +327,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(line)
     print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / STUDY_FILE}")
     if (run_dir / "report.md").is_file():  # a `hynas run` folder: its later phases saw the front before this search
-        print(f"report.md, the plots and export/ describe the front before this search; `hynas run --out {run_dir} "
-              "--resume` validates, exports and reports the new one")
+        print("report.md, the plots and export/ describe the front before this search; "
+              f"`hynas run --out {shlex.quote(str(run_dir))} --resume` validates, exports and reports the new one")
     return 0
 
 
@@ -457,7 +457,8 @@ def _export_target(args: argparse.Namespace, device: str | None = None):
     refuse_stale_measurements(run)
     if not run.records and args.arch is None:  # an --arch of a trained supernet needs no search
         raise HynasError(f"{run.folder}: nothing measured to choose from (no measured.csv with results); search it "
-                         f"first (`hynas search --out {run.folder} --resume`), or name a subnet with --arch")
+                         f"first (`hynas search --out {shlex.quote(str(run.folder))} --resume`), or name a subnet "
+                         "with --arch")
     space = load_space(run.config.space)
     chosen = pick_subnet(run, space, args.trial, args.arch, args.pick)
     return run, chosen, load_trained(run.config, run.checkpoint, device)
@@ -495,8 +496,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     print(f"fine-tuned {chosen.arch} for {counted(args.epochs, 'epoch')}: validation {outcome.before['val']:.2f} -> "
           f"{outcome.after['val']:.2f} %, test {outcome.before['test']:.2f} -> {outcome.after['test']:.2f} %")
     export = run.folder / "export" / chosen.label  # an export of the inherited weights there is replaced
-    print(f"checkpoint {checkpoint}; `hynas export {run.folder} --{'trial' if chosen.record else 'arch'} "
-          f"{chosen.record.number if chosen.record else repr(chosen.arch.to_str())}"
+    print(f"checkpoint {checkpoint}; `hynas export {shlex.quote(str(run.folder))} "
+          f"--{'trial' if chosen.record else 'arch'} "
+          f"{chosen.record.number if chosen.record else shlex.quote(chosen.arch.to_str())}"
           f"{' --force' if export.exists() else ''}` exports the fine-tuned weights"
           + (f", replacing {export}" if export.exists() else ""))
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +106,8 @@ class LatencyTable:
         profiling to go on with it), refuse one whose profiling stopped before it could predict."""
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"{path}: latency table not found; make one with `hynas profile --out {path}`")
+            raise ConfigError(f"{path}: latency table not found; make one with "
+                              f"`hynas profile --out {shlex.quote(str(path))}`")
         try:
             data = json.loads(path.read_text())
             if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -125,5 +127,6 @@ class LatencyTable:
         if not (unfinished or table.complete):
             raise ConfigError(f"{path}: latency table is incomplete (profiling stopped after {len(table.layers)} "
                               f"layer configurations, before the frame was measured); finish it with `hynas profile "
-                              f"--space {table.space} --hardware {table.hardware.get('name')} --out {path} --resume`")
+                              f"--space {table.space} --hardware {table.hardware.get('name')} "
+                              f"--out {shlex.quote(str(path))} --resume`")
         return table

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,8 @@ def open_finished_run(folder: str | Path, need_records: bool = True) -> Finished
     objectives, constraints = objectives_and_constraints(config, load_space(config.space, config.table))
     records = read_measured(folder / "measured.csv", objectives) if (folder / "measured.csv").is_file() else ()
     if need_records and not records:
-        raise ConfigError(f"{folder}: no measured.csv with results; search it first (`hynas search --out {folder} "
-                          "--resume`)")
+        raise ConfigError(f"{folder}: no measured.csv with results; search it first "
+                          f"(`hynas search --out {shlex.quote(str(folder))} --resume`)")
     return FinishedRun(folder, config, objectives, constraints, tuple(records))
 
 

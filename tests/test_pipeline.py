@@ -365,13 +365,13 @@ def test_a_study_of_another_supernet_is_not_resumed(pipeline_run, tmp_path, caps
 def test_a_search_in_a_run_folder_says_the_report_describes_the_front_before_it(pipeline_run, tmp_path, capsys):
     """Before, report.md, the plots and export/ went on showing the old front without a word."""
     _, run = pipeline_run
-    copy = shutil.copytree(run, tmp_path / "copy")
+    copy = shutil.copytree(run, tmp_path / "my copy")  # a folder name the hint must quote to be pasted
     report = (copy / "report.md").read_bytes()
     code = search.main(["search", "--out", str(copy), "--resume", "--budget", "12", "-q"])
     out = capsys.readouterr().out
     assert code == 0 and len((copy / "measured.csv").read_text().splitlines()) == 13
     assert out.splitlines()[-1] == (f"report.md, the plots and export/ describe the front before this search; "
-                                    f"`hynas run --out {copy} --resume` validates, exports and reports the new one")
+                                    f"`hynas run --out '{copy}' --resume` validates, exports and reports the new one")
     assert (copy / "report.md").read_bytes() == report
 
 
