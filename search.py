@@ -495,12 +495,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                               checkpoint, progress=not args.quiet)
     print(f"fine-tuned {chosen.arch} for {counted(args.epochs, 'epoch')}: validation {outcome.before['val']:.2f} -> "
           f"{outcome.after['val']:.2f} %, test {outcome.before['test']:.2f} -> {outcome.after['test']:.2f} %")
-    export = run.folder / "export" / chosen.label  # an export of the inherited weights there is replaced
+    export = run.folder / "export" / chosen.label
+    replaced = export.exists()  # an export of the inherited weights is there
     print(f"checkpoint {checkpoint}; `hynas export {shlex.quote(str(run.folder))} "
           f"--{'trial' if chosen.record else 'arch'} "
           f"{chosen.record.number if chosen.record else shlex.quote(chosen.arch.to_str())}"
-          f"{' --force' if export.exists() else ''}` exports the fine-tuned weights"
-          + (f", replacing {export}" if export.exists() else ""))
+          f"{' --force' if replaced else ''}` exports the fine-tuned weights"
+          + (f", replacing {export}" if replaced else ""))
     return 0
 
 

@@ -328,7 +328,8 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
     base_cols = [("baseline", "baseline"), ("arch", "arch")] + [(o.name, o.label()) for o in job.objectives] + \
         [("test_accuracy", "test accuracy [%]")]
     best = max(validated, key=lambda r: r["test_accuracy"]) if validated else None
-    measured_on = ", ".join(sorted({p.name for p in latency_profiles(job, config).values()}))
+    profiles = latency_profiles(job, config).values()  # read once: each resolves its hardware YAML
+    measured_on = ", ".join(sorted({p.name for p in profiles}))
     limits = f", constraints {', '.join(map(str, job.constraints))} (the front meets them)" if job.constraints else ""
     summary = [f"space `{job.space.name}` ({job.space.size():,} archs), data `{config.data.dataset}`, "
                f"supernet trained {counted(config.train.epochs, 'epoch')}",
@@ -339,7 +340,7 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
                + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
     if best:
         summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")
-    notes = [_low_bits_note(job.space.quantization, {p.backend for p in latency_profiles(job, config).values()})]
+    notes = [_low_bits_note(job.space.quantization, {p.backend for p in profiles})]
     if again:
         notes.append("Measured latency varies between runs and machines; the same seed gives the same protocol, not "
                      "the same numbers: the front's \"measured again\" column (`*_again` in validated.csv) shows "
