@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from results.urls import hide_password
 from search_space.config import MAX_SEED, ExperimentConfig, counted, load_config, load_space
 from search_space.errors import EXIT_USAGE, HynasError, reader_gone
 
@@ -325,7 +326,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         if true_hv:
             line += f"; {outcome.hypervolume / true_hv:.4f} of the table's true front"
         print(line)
-    print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {args.storage or run_dir / STUDY_FILE}")
+    store = hide_password(args.storage) if args.storage else run_dir / STUDY_FILE
+    print(f"results: {run_dir}/measured.csv, {run_dir}/pareto.csv, store {store}")
     if (run_dir / "report.md").is_file():  # a `hynas run` folder: its later phases saw the front before this search
         print("report.md, the plots and export/ describe the front before this search; "
               f"`hynas run --out {shlex.quote(str(run_dir))} --resume` validates, exports and reports the new one")
@@ -597,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # argparse names only `hynas --help` here; the subcommand's own options are what was meant
         _reject_unknown(args.command_parser, unknown)
     _setup_logging(args)
-    args.command_line = shlex.join(["hynas", *(sys.argv[1:] if argv is None else argv)])  # for the run's log
+    args.command_line = hide_password(shlex.join(["hynas", *(sys.argv[1:] if argv is None else argv)]))  # run's log
     try:
         code = args.handler(args)
         sys.stdout.flush()  # so that a reader gone early (`hynas ... | head`) shows here, not at interpreter exit

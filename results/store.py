@@ -20,16 +20,19 @@ import random
 import socket
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from search_space.errors import ConfigError
+from results.urls import hide_password
+from search_space.errors import ConfigError, HynasError
 from search_space.objectives import Metrics, Objective
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -83,10 +86,20 @@ SCHEMA_RACE_ATTEMPTS = 8
 SCHEMA_RACE_SIGNS = ("already exists", "duplicate key", "UNIQUE constraint failed")  # PostgreSQL, SQLite
 
 
+def _database_reason(err: BaseException) -> str:
+    """The database's own words for a failure (``database or disk is full``), on one line: Optuna wraps them in a
+    generic "An exception is raised during the commit", SQLAlchemy adds the statement and a link, and PostgreSQL's
+    run over lines ("... failed: Connection refused / Is the server running ...")."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__
+    return " ".join(str(err).split())
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, ...), with a clear error when it fails."""
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-
+    if "://" not in url:  # a bare path: SQLAlchemy's "Could not parse SQLAlchemy URL" does not say what would do
+        raise ConfigError(f"storage {url}: not a database URL; give one such as sqlite:///runs/x/study.db (a file) "
+                          "or postgresql://user@host/db")
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
         for attempt in range(SCHEMA_RACE_ATTEMPTS):
@@ -98,13 +111,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                     raise
                 time.sleep(random.Random().uniform(0.1, 0.5) * (attempt + 1))  # not the seeded global state
     except ImportError as err:
-        raise ConfigError(f"storage {url}: the database driver is missing ({err}); "
+        raise ConfigError(f"storage {hide_password(url)}: the database driver is missing ({err}); "
                           "for PostgreSQL: pip install 'hynas[postgres]'") from None
     except Exception as err:  # SQLAlchemy raises many types for a bad URL or unreachable server
-        # its message runs over lines ("... failed: Connection refused / Is the server running ...") and ends
-        # with a link: keep the lines of the message, on one line
-        reason = " ".join(str(err).split("(Background on this error")[0].split())
-        raise ConfigError(f"storage {url}: cannot open it: {reason}") from None
+        reason = hide_password(_database_reason(err))
+        raise ConfigError(f"storage {hide_password(url)}: cannot open it: {reason}") from None
 
 
 SUPERNET = "supernet"  # the study's user attribute: the digest of the checkpoint its subnets were measured on
@@ -126,6 +137,26 @@ def recorded_supernet(url: str, study_name: str) -> str | None:
         return None
 
 
+class StoreError(HynasError):
+    """The results store failed during a search (a full disk, a database server gone): what it holds is kept."""
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _reported(method: _Method) -> _Method:
+    """A store call whose storage fails mid-search ends in one line naming the storage, not in a traceback
+    through SQLAlchemy: a full disk or a lost server is for the user to fix, and the run continues after it."""
+    @wraps(method)
+    def call(self: ResultsStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as err:
+            raise StoreError(f"storage {hide_password(self.url)}: {hide_password(_database_reason(err))}; what it "
+                             "recorded before is kept: fix that, then continue with --resume") from None
+    return call  # type: ignore[return-value]
+
+
 class ResultsStore:
     """Measured archs of one search, in an Optuna study."""
 
@@ -136,6 +167,7 @@ class ResultsStore:
         (``g0``, ``g1``, ... before session 28) or held choice indexes (before session 29) still resumes.
         ``supernet``: the digest of the checkpoint whose subnets are measured (``file_digest``), None for a table."""
         self.objectives = tuple(objectives)
+        self.url = storage_url
         self.storage = open_storage(storage_url)
         self.study = optuna.create_study(
             storage=self.storage, study_name=study_name, load_if_exists=True,
@@ -175,6 +207,7 @@ class ResultsStore:
                                   f"not {value}; use another --out or --storage, or --force to start over")
 
     # -- claims --------------------------------------------------------------------
+    @_reported
     def claim(self, arch_str: str, genes: Sequence[int], budget: int) -> int | None:
         """Create a RUNNING trial for ``arch_str``; ``None`` when another driver has it or the budget is spent."""
         template = create_trial(
@@ -198,6 +231,7 @@ class ResultsStore:
         """Give up a claim unmeasured: it no longer counts against the budget, and is no failed arch."""
         self.fail(number, WITHDRAWN)
 
+    @_reported
     def complete(self, number: int, metrics: Metrics) -> None:
         trial_id = self._trial_id(number)
         self.storage.set_trial_user_attr(trial_id, "seconds", float(metrics.seconds))
@@ -208,10 +242,12 @@ class ResultsStore:
             self.storage.set_trial_user_attr(trial_id, "extra", json.dumps(extra))
         self.study.tell(number, [float(metrics.values[o.name]) for o in self.objectives])
 
+    @_reported
     def fail(self, number: int, error: str) -> None:
         self.storage.set_trial_user_attr(self._trial_id(number), ATTR_ERROR, error[:2000])
         self.study.tell(number, state=TrialState.FAIL)
 
+    @_reported
     def release_stale(self) -> int:
         """Fail RUNNING trials left by dead drivers on this host; returns how many."""
         host = socket.gethostname()
@@ -231,6 +267,7 @@ class ResultsStore:
         return self.storage.get_trial_id_from_study_id_trial_number(
             self.storage.get_study_id_from_name(self.study.study_name), number)
 
+    @_reported
     def measured(self) -> list[Record]:
         """Every COMPLETE trial, in trial order."""
         records = []
@@ -247,6 +284,7 @@ class ResultsStore:
         return [(t.user_attrs.get(ATTR_ARCH, "?"), t.user_attrs.get(ATTR_ERROR, "?"))
                 for t in self._trials((TrialState.FAIL,)) if t.user_attrs.get(ATTR_ERROR) != WITHDRAWN]
 
+    @_reported
     def active_count(self) -> int:
         """Measured plus in-flight archs: what counts toward the budget."""
         return len(self._trials((TrialState.COMPLETE, TrialState.RUNNING)))
@@ -256,6 +294,7 @@ class ResultsStore:
         ref = self.study.user_attrs.get("reference")
         return None if ref is None else np.asarray(ref, dtype=float)
 
+    @_reported
     def set_reference(self, reference: np.ndarray) -> None:
         if self.reference() is None:
             self.study.set_user_attr("reference", [float(v) for v in reference])
@@ -263,6 +302,7 @@ class ResultsStore:
     def hv_history(self) -> list[tuple[int, float]]:
         return [tuple(x) for x in self.study.user_attrs.get("hv_history", [])]
 
+    @_reported
     def log_hv(self, measured: int, hv: float) -> None:
         history = [h for h in self.hv_history() if h[0] != measured] + [(measured, float(hv))]
         self.study.set_user_attr("hv_history", sorted(history))

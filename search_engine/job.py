@@ -18,6 +18,7 @@ from predictors.lut import LatencyTable
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form
 from results.store import Record, ResultsStore, open_storage, recorded_supernet, refuse_another_supernet
 from results.tables import write_tables
+from results.urls import hide_password
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
 from search_engine.loop import Budget, SearchOutcome, run_search
 from search_engine.run_folder import STUDY_FILE, ensure_run_folder, folder_storage
@@ -389,7 +390,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
                                                address=config.search.address, threads=threads, node=node)
     log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
              config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),
-             job.budget.archs, url)
+             job.budget.archs, hide_password(url))
     _warn_if_timings_contend(job, config, threads)
 
     def tables(records: list[Record]) -> None:

@@ -34,8 +34,10 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a full disk names no file: say which one it was
+            err.filename = str(path)
         raise
 
 

@@ -1,9 +1,13 @@
+import subprocess
+import sys
+
 import pytest
 import yaml
 
 import search
 from search_space import ConfigError, HybridSpace, HynasError, Registry, load_config, load_space
 from search_space.schema import build
+from tests.conftest import REPO
 
 GOOD_SPACE = {
     "name": "t", "input": {"channels": 1, "size": 28, "classes": 10}, "stem": {"channels": 8},
@@ -265,6 +269,21 @@ def test_an_atomically_written_file_gets_the_permissions_of_any_new_file(tmp_pat
     (tmp_path / "plain.txt").write_text("x")
     modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("atomic.txt", "plain.txt")}
     assert modes["atomic.txt"] == modes["plain.txt"], modes
+
+
+def test_a_file_the_system_refuses_to_grow_is_named_and_its_old_content_kept(tmp_path):
+    """A full disk's ENOSPC names no file, so the CLI said only "No space left on device" when a checkpoint
+    could not be written. The file-size limit of `ulimit -f` refuses a write the same way (EFBIG), in a process of
+    its own."""
+    target = tmp_path / "supernet.pt"
+    target.write_bytes(b"epoch 1")
+    write = ("import resource, signal; from search_space.files import atomic_write\n"
+             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+             f"try: atomic_write({str(target)!r}, lambda fh: fh.write(bytes(5000)))\n"
+             "except OSError as err: print(err.filename, err.strerror)")
+    done = subprocess.run([sys.executable, "-c", write], capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.strip() == f"{target} File too large", done.stdout + done.stderr
+    assert target.read_bytes() == b"epoch 1" and [p.name for p in tmp_path.iterdir()] == ["supernet.pt"]
 
 
 def test_a_hardware_profile_error_names_the_file_and_the_key(tmp_path):

@@ -95,7 +95,18 @@ def test_two_drivers_started_together_on_a_new_database_share_one_budget(postgre
 def test_a_server_that_does_not_answer_is_one_line_with_the_reason(tmp_path, capsys):
     from tests.conftest import run_cli
 
-    url = f"postgresql://hynas@127.0.0.1:{free_port()}/hynas"  # nothing listens there
+    url = f"postgresql://hynas:s3cret@127.0.0.1:{free_port()}/hynas"  # nothing listens there
     code, err = run_cli(_search(tmp_path / "run", url)[:-1], capsys)  # without -q
     assert code == 2 and len(err) == 1 and "Connection refused" in err[0], err  # before: cut at "... failed:"
+    assert "hynas:***@127.0.0.1" in err[0] and "s3cret" not in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_the_storage_password_stays_out_of_the_output_and_the_runs_log(postgres_url, tmp_path, capsys):
+    """The server trusts every login, so any password opens it: the run must work and never show it."""
+    url = postgres_url.replace("hynas@", "hynas:s3cret@")
+    assert search.main(_search(tmp_path / "run", url, "--budget", "5", "--set", "name=secret")) == 0
+    out = capsys.readouterr().out
+    assert "store postgresql://hynas:***@127.0.0.1" in out and "s3cret" not in out
+    log = (tmp_path / "run" / "hynas.log").read_text()
+    assert "--storage postgresql://hynas:***@" in log and "s3cret" not in log

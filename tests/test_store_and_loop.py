@@ -1,19 +1,21 @@
 """The results store and the search loop: claims, resume, shared budgets, files."""
 import csv
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 import search
-from results.store import ResultsStore
+from results.store import ResultsStore, StoreError
 from search_engine.evaluators import EVALUATORS
 from search_engine.loop import Budget, run_search
 from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES
 from search_space import ConfigError, HynasError, Metrics, Objective
 from search_space.config import load_config
-from tests.conftest import NB201_CSV, run_cli
+from tests.conftest import NB201_CSV, REPO, run_cli
 
 OBJ = (Objective("test_acc", "max"), Objective("latency_raspi4_ms", "min"))
 
@@ -189,6 +191,9 @@ def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
     ([], "set them with --objectives or search.objectives): unknown objective 'accuracy'"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--runner", "rey"], "runner"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--storage", "nosuchdb://x"], "storage"),
+    # before: "Could not parse SQLAlchemy URL from given URL string"
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--storage", "runs/x/study.db"],
+     "not a database URL; give one such as sqlite:///runs/x/study.db"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--time-limit", "1d"], "'1d' is not a duration"),
     # before: "missing ['test_acc', 'latency_raspi4_ms']", with nothing on the key given
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--set", "search.reference={test_accuracy: 80}"],
@@ -281,6 +286,38 @@ def test_a_run_of_failures_stops_the_search_with_the_last_error(nb201_space, tmp
         run_search(nb201_space, OBJ, (), strat, runner, store, Budget(30, max_consecutive_failures=3),
                    batch_size=5, initial=10, progress=False)
     assert len(store.failures()) == 3 and store.measured() == []
+
+
+def _database_full(store: ResultsStore) -> None:
+    """From now on the store's SQLite file may not grow: SQLite's own "database or disk is full", as on a full disk."""
+    from sqlalchemy import event, text
+
+    with store.storage.engine.connect() as connection:
+        pages = connection.execute(text("PRAGMA page_count")).scalar()
+    event.listen(store.storage.engine, "connect",
+                 lambda dbapi_connection, _: dbapi_connection.execute(f"PRAGMA max_page_count = {pages}"))
+    store.storage.engine.dispose()  # the pooled connections were opened without the limit
+
+
+def test_a_storage_that_fails_mid_search_is_one_line_and_keeps_what_it_recorded(nb201_space, tmp_path):
+    url = f"sqlite:///{tmp_path}/full.db"
+    _run(nb201_space, _store(nb201_space, url), seed=0, budget=10)
+    before = [r.arch for r in _store(nb201_space, url).measured()]
+    # a driver whose disk fills up mid-search, in a process of its own: it ends, as the CLI does, with claims in
+    # flight that it could not withdraw (the disk was full), which the next driver must release
+    driver = ("from search_space import load_space; from tests.conftest import NB201_CSV; "
+              "from tests.test_store_and_loop import _database_full, _run, _store; "
+              f"space = load_space('nb201', str(NB201_CSV)); store = _store(space, {url!r}); _database_full(store)\n"
+              "try: _run(space, store, seed=0, budget=200)\nexcept Exception as err: print(type(err).__name__, err)")
+    done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, cwd=REPO)
+    kind, _, message = done.stdout.strip().partition(" ")
+    assert kind == "StoreError", done.stdout + done.stderr  # before: Optuna's StorageInternalError, a traceback
+    assert message.startswith(f"storage {url}: database or disk is full;") and "--resume" in message, message
+    assert "\n" not in message and "[SQL" not in message
+    resumed = _store(nb201_space, url)  # the disk has room again
+    assert [r.arch for r in resumed.measured()] == before
+    outcome = _run(nb201_space, resumed, seed=0, budget=30)
+    assert len(outcome.records) == 30 and len({r.arch for r in outcome.records}) == 30
 
 
 def test_a_table_column_with_a_gap_is_refused_in_one_line_when_searched(tmp_path, capsys):
