@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form  # noqa: E402
+from search_space.files import atomic_write  # noqa: E402
 from search_space.objectives import Constraint, Objective, meets  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -129,7 +130,7 @@ def plot_pairs(runs: Sequence[Series], objectives: Sequence[Objective], folder: 
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         path = folder / f"pareto_{x.name}_{y.name}.png".replace("@", "-")
-        fig.savefig(path)
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png"))  # noqa: B023 - called at once
         plt.close(fig)
         out.append(path)
     return out
@@ -178,6 +179,6 @@ def plot_hypervolume(runs: Sequence[Series], objectives: Sequence[Objective], fo
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = folder / "hypervolume.png"
-    fig.savefig(path)
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
     plt.close(fig)
     return path

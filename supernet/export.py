@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,9 +84,7 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
 
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(simulated, (x[:2],), dynamic_shapes=({0: batch},))
-    with tempfile.TemporaryDirectory() as tmp:  # torch.export.save wants a path: write, then move atomically
-        torch.export.save(program, Path(tmp) / "model.pt2")
-        atomic_write(folder / "model.pt2", lambda fh: fh.write((Path(tmp) / "model.pt2").read_bytes()))
+    atomic_write(folder / "model.pt2", lambda fh: torch.export.save(program, fh))
     with torch.no_grad():
         checks["model.pt2"] = float((torch.export.load(folder / "model.pt2").module()(x) - reference).abs().max())
 

@@ -27,6 +27,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from torch import nn
 
 from search_space.arch import Arch
+from search_space.files import named_on_failure
 from search_space.hybrid import HybridSpace
 
 INPUT, OUTPUT = "input", "output"
@@ -50,7 +51,7 @@ REDUCE_RANGE = not _cpu_has_vnni()
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """Write ``model`` (eval mode) as ONNX with a dynamic batch dimension."""
     model.eval()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), named_on_failure(path):
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation on every call
         torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=17)
@@ -136,7 +137,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, floa
             exclude.append(node.name)
         elif (rng := ranges.get(_module_path(node.name))) is not None:
             overrides[node.input[0]] = [{"rmin": np.float32(rng[0]), "rmax": np.float32(rng[1])}]
-    with _quiet_root_logger():  # the quantizer logs advice on the root logger for every model
+    with _quiet_root_logger(), named_on_failure(out_path):  # the quantizer logs advice on the root logger
         quantize_static(model, str(out_path), _Batches(calibration.astype(np.float32)),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS),
