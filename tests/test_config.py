@@ -271,27 +271,30 @@ def test_an_atomically_written_file_gets_the_permissions_of_any_new_file(tmp_pat
     assert modes["atomic.txt"] == modes["plain.txt"], modes
 
 
+def _refused_write(imports: str, statement: str) -> str:
+    """``statement`` run in a process of its own whose files may not grow past 1,000 bytes (`ulimit -f`, which
+    refuses a write as a full disk does, with EFBIG for ENOSPC); the refusal's file name and reason."""
+    script = (f"import resource, signal; {imports}\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+              f"try: {statement}\nexcept OSError as err: print(err.filename, err.strerror)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    return done.stdout.strip() + done.stderr
+
+
 def test_a_file_the_system_refuses_to_grow_is_named_and_its_old_content_kept(tmp_path):
-    """A full disk's ENOSPC names no file, so the CLI said only "No space left on device" when a checkpoint or an
-    export could not be written. The file-size limit of `ulimit -f` refuses a write the same way (EFBIG), in a process of
-    its own."""
+    """A full disk's ENOSPC names no file, so the CLI said only "No space left on device" when a checkpoint or
+    an export could not be written."""
     target = tmp_path / "supernet.pt"
     target.write_bytes(b"epoch 1")
-    write = ("import resource, signal; from search_space.files import atomic_write\n"
-             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
-             f"try: atomic_write({str(target)!r}, lambda fh: fh.write(bytes(5000)))\n"
-             "except OSError as err: print(err.filename, err.strerror)")
-    done = subprocess.run([sys.executable, "-c", write], capture_output=True, text=True, cwd=REPO)
-    assert done.stdout.strip() == f"{target} File too large", done.stdout + done.stderr
+    refused = _refused_write("from search_space.files import atomic_write",
+                             f"atomic_write({str(target)!r}, lambda fh: fh.write(bytes(5000)))")
+    assert refused == f"{target} File too large"
     assert target.read_bytes() == b"epoch 1" and [p.name for p in tmp_path.iterdir()] == ["supernet.pt"]
     # the ONNX exporter writes its file itself: the same refusal names that file too
     onnx_file = tmp_path / "model_fp32.onnx"
-    write = ("import resource, signal, torch; from supernet.onnx_io import export_onnx\n"
-             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
-             f"try: export_onnx(torch.nn.Linear(100, 100), torch.zeros(1, 100), {str(onnx_file)!r})\n"
-             "except OSError as err: print(err.filename, err.strerror)")
-    done = subprocess.run([sys.executable, "-c", write], capture_output=True, text=True, cwd=REPO)
-    assert done.stdout.strip() == f"{onnx_file} File too large", done.stdout + done.stderr
+    refused = _refused_write("import torch; from supernet.onnx_io import export_onnx",
+                             f"export_onnx(torch.nn.Linear(100, 100), torch.zeros(1, 100), {str(onnx_file)!r})")
+    assert refused == f"{onnx_file} File too large"
 
 
 def test_a_hardware_profile_error_names_the_file_and_the_key(tmp_path):
