@@ -310,8 +310,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
         with open_run(config, args.out, args.resume, args.force, supernet, args.command_line) as run_dir:
             job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
-    print(f"measured {len(outcome.records)} archs ({outcome.failures} failed), stopped by {outcome.stopped_by}; "
-          f"front of {len(outcome.front)}")
+    stopped_short = outcome.stopped_short(job.budget)
+    print(f"measured {len(outcome.records)} archs ({outcome.failures} failed)"
+          + ("" if stopped_short else f", stopped by {outcome.stopped_by}") + f"; front of {len(outcome.front)}")
+    if stopped_short:
+        print(f"  {stopped_short}; `--resume` measures more")
     _say_why_the_front_is_empty(outcome.front, len(outcome.records), config)
     if outcome.in_flight_elsewhere:
         print(f"  {outcome.in_flight_elsewhere} more are still being measured by other drivers sharing the study; "
@@ -408,6 +411,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
     print(f"run {config.name}: front of {counted(len(outcome.front), 'subnet')}, validated on the test split "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
+    if outcome.stopped_short:
+        print(f"  {outcome.stopped_short}; `hynas run --out {shlex.quote(str(run_dir))} --resume` measures more")
     _say_why_the_front_is_empty(outcome.front, outcome.measured, config)
     for row in outcome.front[:10]:
         print(f"  trial {int(row['trial']):3d}  test {row['test_accuracy']:.2f} %  " + "  ".join(

@@ -45,6 +45,13 @@ class SearchOutcome:
     failures: int
     in_flight_elsewhere: int = 0  # claimed by other drivers sharing the study, not measured yet when this one ended
 
+    def stopped_short(self, budget: Budget) -> str:
+        """Why the search ended before its budget, for a summary line ("" when it measured the budget, or
+        measured every arch of a small space): a time limit leaves the rest to ``--resume``."""
+        if self.stopped_by != "time":
+            return ""
+        return f"the time limit stopped the search at {len(self.records)} of {budget.archs} archs"
+
 
 def _hv(records: Sequence[Record], objectives: Sequence[Objective], constraints: Sequence[Constraint],
         reference: np.ndarray | None) -> float:

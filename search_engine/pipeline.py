@@ -49,6 +49,7 @@ class PipelineOutcome:
     report: Path
     front: list[dict]
     measured: int  # archs the search measured
+    stopped_short: str  # why the search ended before its budget ("" when it did not)
     exports: list[tuple[str, Path]]
     seconds: dict[str, float]
 
@@ -86,7 +87,8 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
         exports = phase("export", lambda: _export(config, run_dir, validated, job))
     plots = phase("plot", lambda: _plots(job, run_dir, outcome.records, baselines))
     report = write_report(run_dir, _report_input(config, job, outcome, validated, baselines, plots, exports, seconds))
-    return PipelineOutcome(report, validated, len(outcome.records), exports, seconds)
+    return PipelineOutcome(report, validated, len(outcome.records), outcome.stopped_short(job.budget), exports,
+                           seconds)
 
 
 class _PhaseTimes:
@@ -333,7 +335,9 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
     limits = f", constraints {', '.join(map(str, job.constraints))} (the front meets them)" if job.constraints else ""
     summary = [f"space `{job.space.name}` ({job.space.size():,} archs), data `{config.data.dataset}`, "
                f"supernet trained {counted(config.train.epochs, 'epoch')}",
-               f"search `{config.search.strategy}`, {len(outcome.records)} archs measured, objectives "
+               f"search `{config.search.strategy}`, "
+               + (f"{short} (`hynas run --resume` measures more)" if (short := outcome.stopped_short(job.budget))
+                  else f"{len(outcome.records)} archs measured") + ", objectives "
                + ", ".join(map(str, job.objectives))
                + f", hardware {measured_on or 'none (no latency measured)'}" + limits,
                "time per phase (summed over every `hynas run` of this folder): "

@@ -224,6 +224,18 @@ def test_a_time_limit_takes_a_unit(tmp_path):
     assert limits == [7200, 90, 90]
 
 
+def test_a_search_its_time_limit_stopped_says_how_far_it_got_and_resumes_to_the_budget(tmp_path, capsys):
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "5", "--out", str(tmp_path)]
+    assert search.main(argv + ["--time-limit", "0.000001", "--force"]) == 0  # spent before the first batch
+    out = capsys.readouterr().out.splitlines()  # before: "measured 0 archs (0 failed), stopped by time"
+    assert out[:2] == ["measured 0 archs (0 failed); front of 0",
+                       "  the time limit stopped the search at 0 of 5 archs; `--resume` measures more"], out
+    assert search.main(argv + ["--time-limit", "1h", "--resume"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("measured 5 archs (0 failed), stopped by budget;") and "time limit" not in out[1]
+
+
 def test_wall_clock_budget_stops_between_batches(nb201_space, tmp_path):
     store = _store(nb201_space, f"sqlite:///{tmp_path}/t.db")
     runner = RUNNERS.get("local")(lambda: EVALUATORS.get("table")(nb201_space))
