@@ -9,6 +9,7 @@ values give the same sequence of archs, whatever runner measured them.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -19,6 +20,10 @@ from search_space.protocol import SearchSpace
 from search_space.registry import Registry
 
 STRATEGIES: Registry = Registry("strategy")
+
+# A space of at most this many genomes is listed once random sampling runs dry (NB201's 15,625 cells: a few
+# seconds); a larger one, such as a hybrid space's, is not, and its search ends when sampling finds nothing new.
+ENUMERABLE_GENOMES = 1_000_000
 
 Arch = Hashable
 
@@ -39,6 +44,7 @@ class Strategy:
         self.seen: set[Arch] = set()
         self.measured: list[tuple[Arch, dict[str, float]]] = []
         self.failed: list[Arch] = []
+        self._every_arch: list[Arch] | None = None
 
     # -- the contract -------------------------------------------------------------
     def ask(self, n: int) -> list[Arch]:
@@ -77,16 +83,35 @@ class Strategy:
         """Hook called by ``tell`` after the bookkeeping."""
 
     def fresh_random(self, n: int, exclude: set | None = None) -> list[Arch]:
-        """Up to ``n`` random unseen archs that pass the precheck."""
+        """Up to ``n`` random unseen archs that pass the precheck; fewer only when there are no more."""
         exclude = exclude or set()
         picked: list[Arch] = []
+
+        def fresh(arch: Arch) -> bool:
+            return arch not in self.seen and arch not in exclude and arch not in picked and self.precheck(arch)
+
         for _ in range(200 * n + 1000):
             if len(picked) == n:
                 break
             arch = self.space.sample(self.rng)
-            if arch not in self.seen and arch not in exclude and arch not in picked and self.precheck(arch):
+            if fresh(arch):
                 picked.append(arch)
+        if len(picked) < n:  # nearly every arch seen: sampling finds the last few only by luck, so list them
+            left = [arch for arch in self._listed_space() if fresh(arch)]
+            picked += [left[i] for i in self.rng.permutation(len(left))[:n - len(picked)]]
         return picked
+
+    def _listed_space(self) -> list[Arch]:
+        """Every arch of the space, in genome order, when it has at most ``ENUMERABLE_GENOMES`` genomes; else none.
+        Before, a search with a budget near a table's size stopped a few archs short, "space exhausted"."""
+        if self._every_arch is None:
+            low, high = self.space.bounds()
+            self._every_arch = []
+            if np.prod((high - low + 1).astype(float)) <= ENUMERABLE_GENOMES:
+                decoded = (self.space.decode(genes) for genes in itertools.product(
+                    *(range(int(a), int(b) + 1) for a, b in zip(low, high))))
+                self._every_arch = list(dict.fromkeys(a for a in decoded if self.space.contains(a)))
+        return self._every_arch
 
     def min_form(self, values: dict[str, float]) -> np.ndarray:
         return np.array([values[o.name] * o.sign for o in self.objectives])
