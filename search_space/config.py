@@ -241,7 +241,10 @@ class ExperimentConfig:
     source: str = field(default="", compare=False, metadata={"internal": True})  # the file it came from; not a key
 
     def __post_init__(self) -> None:
-        _require(self, {"seed": (0 <= self.seed <= MAX_SEED, f"from 0 to {MAX_SEED}")})
+        # the name is the default run folder's (runs/<name>): `name=../../x` would write outside runs/
+        plain_name = bool(self.name.strip()) and not {"/", "\\"} & set(self.name) and self.name not in (".", "..")
+        _require(self, {"name": (plain_name, "a folder name, without '/' (--out says where a run goes)"),
+                        "seed": (0 <= self.seed <= MAX_SEED, f"from 0 to {MAX_SEED}")})
 
     def checkpoint_path(self, run_dir: Path) -> Path:
         """The supernet checkpoint: the one the config names, else the run folder's ``supernet.pt``."""

@@ -153,6 +153,8 @@ def test_objectives_set_as_one_comma_separated_value_read_as_a_list():
     ("search.address=auto",
      "search: address: 'auto' needs runner 'ray'; use --runner ray, or --set search.address=null"),
     ("data.val_fraction=0.9", "val_fraction + test_fraction: must be below 1"),
+    # the default run folder is runs/<name>: before, name=../../x wrote outside runs/
+    ("name=../../x", "name: must be a folder name, without '/'"), ("name=..", "name: must be a folder name"),
 ])
 def test_bad_overrides(override, named):
     with pytest.raises(ConfigError) as err:
