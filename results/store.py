@@ -8,16 +8,19 @@ Contract (the store is the single source of truth of a run):
 * Several drivers may share one study: a claim that duplicates an earlier live claim of the
   same arch, or that falls beyond the budget, is withdrawn, so the study ends with exactly
   ``budget`` distinct archs. The lower trial number wins every race.
-* A RUNNING trial whose driver process died on this host is failed by ``release_stale``
-  (its arch is free to be claimed again).
+* A RUNNING trial whose driver process died on this host, or whose driver (on any host) stopped
+  sending heartbeats for ``2 * heartbeat_seconds``, is failed by ``release_stale`` (its arch is
+  free to be claimed again). Each store sends its claims' heartbeats from a daemon thread.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import random
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +39,7 @@ from search_space.errors import ConfigError, HynasError
 from search_space.objectives import Metrics, Objective
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+log = logging.getLogger("hynas.store")
 
 ATTR_ARCH, ATTR_DRIVER, ATTR_ERROR = "arch", "driver", "error"
 WITHDRAWN = "withdrawn"  # the error text of a claim given up to another driver or to the budget
@@ -95,8 +99,9 @@ def _database_reason(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, ...), with a clear error when it fails."""
+def open_storage(url: str, heartbeat_seconds: int | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, ...), with a clear error when it fails;
+    ``heartbeat_seconds``: Optuna's heartbeat interval of the trials it runs (None: no heartbeats)."""
     if "://" not in url:  # a bare path: SQLAlchemy's "Could not parse SQLAlchemy URL" does not say what would do
         raise ConfigError(f"storage {url}: not a database URL; give one such as sqlite:///runs/x/study.db (a file) "
                           "or postgresql://user@host/db")
@@ -104,7 +109,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         for attempt in range(SCHEMA_RACE_ATTEMPTS):
             try:
-                return optuna.storages.RDBStorage(with_installed_driver(url), engine_kwargs=kwargs)
+                with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(with_installed_driver(url), engine_kwargs=kwargs,
+                                                      heartbeat_interval=heartbeat_seconds)
             except (IntegrityError, ProgrammingError, OperationalError) as err:
                 racing = any(sign in str(err) for sign in SCHEMA_RACE_SIGNS)  # not, e.g., a permission denied
                 if not racing or attempt == SCHEMA_RACE_ATTEMPTS - 1:
@@ -157,24 +165,69 @@ def _reported(method: _Method) -> _Method:
     return call  # type: ignore[return-value]
 
 
+# A driver that dies on another host leaves its claims RUNNING; no process id there can be checked, so each
+# driver beats for its claims and another driver fails them after two beats missed (Optuna's heartbeat, timed by
+# the database's clock, not the hosts'). A minute costs one write per claim in flight and releases in two.
+HEARTBEAT_SECONDS = 60
+LOST_DRIVER = "lost in flight: its driver died"
+
+
 class ResultsStore:
     """Measured archs of one search, in an Optuna study."""
 
     def __init__(self, storage_url: str, study_name: str, objectives: Sequence[Objective], space_name: str,
-                 genes: Mapping[str, Sequence], supernet: str | None = None) -> None:
+                 genes: Mapping[str, Sequence], supernet: str | None = None,
+                 heartbeat_seconds: int = HEARTBEAT_SECONDS) -> None:
         """``genes``: a trial's parameters, the space's gene names with their choices (a gene's value is the index
         of its choice). Archs are read back from their strings, so a study whose parameters were named otherwise
         (``g0``, ``g1``, ... before session 28) or held choice indexes (before session 29) still resumes.
         ``supernet``: the digest of the checkpoint whose subnets are measured (``file_digest``), None for a table."""
         self.objectives = tuple(objectives)
         self.url = storage_url
-        self.storage = open_storage(storage_url)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.storage = open_storage(storage_url, heartbeat_seconds)
         self.study = optuna.create_study(
             storage=self.storage, study_name=study_name, load_if_exists=True,
             directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
         self._check_or_set_identity(space_name, supernet)
         self._distributions = self._parameter_distributions(genes)
         self.driver = driver_id()
+        self._claims: set[int] = set()  # this store's claims in flight, whose heartbeats it sends
+        self._claims_lock = threading.Lock()
+        self._stop_beating = threading.Event()
+        self._beating: threading.Thread | None = None
+
+    # -- heartbeats ------------------------------------------------------------------
+    def _beat(self, number: int) -> None:
+        """Record a heartbeat of this store's claim ``number`` now, and keep sending them until it is settled."""
+        self.storage.record_heartbeat(self._trial_id(number))
+        with self._claims_lock:
+            self._claims.add(number)
+            if self._beating is None:  # the thread runs while claims are in flight
+                self._beating = threading.Thread(target=self._keep_beating, name="hynas-heartbeat", daemon=True)
+                self._beating.start()
+
+    def _keep_beating(self) -> None:
+        while not self._stop_beating.wait(self.heartbeat_seconds):
+            with self._claims_lock:
+                claims = sorted(self._claims)
+                if not claims:
+                    self._beating = None
+                    return
+            for number in claims:
+                try:
+                    self.storage.record_heartbeat(self._trial_id(number))
+                except Exception as err:  # noqa: BLE001 - a beat missed is retried; the driver reports store errors
+                    log.debug("heartbeat of trial %d not recorded: %s", number, err)
+
+    def _settled(self, number: int) -> None:
+        with self._claims_lock:
+            self._claims.discard(number)
+
+    def close(self) -> None:
+        """Stop sending heartbeats (claims still in flight are then released by the next driver, as if this one
+        had died)."""
+        self._stop_beating.set()
 
     def _parameter_distributions(self, genes: Mapping[str, Sequence]) -> dict[str, BaseDistribution]:
         """Each gene's choices as an Optuna categorical, so that the study shows ``s1.l0.block: attn``; a study that
@@ -225,6 +278,7 @@ class ResultsStore:
         if duplicate or len(live) > budget:
             self.withdraw(number)
             return None
+        self._beat(number)
         return number
 
     def withdraw(self, number: int) -> None:
@@ -241,23 +295,30 @@ class ResultsStore:
         if extra:
             self.storage.set_trial_user_attr(trial_id, "extra", json.dumps(extra))
         self.study.tell(number, [float(metrics.values[o.name]) for o in self.objectives])
+        self._settled(number)
 
     @_reported
     def fail(self, number: int, error: str) -> None:
         self.storage.set_trial_user_attr(self._trial_id(number), ATTR_ERROR, error[:2000])
         self.study.tell(number, state=TrialState.FAIL)
+        self._settled(number)
 
     @_reported
     def release_stale(self) -> int:
-        """Fail RUNNING trials left by dead drivers on this host; returns how many."""
+        """Fail RUNNING trials left by dead drivers: on this host at once, on any host once their heartbeats
+        stopped; returns how many."""
         host = socket.gethostname()
         released = 0
         for t in self._trials((TrialState.RUNNING,)):
             d_host, _, pid = str(t.user_attrs.get(ATTR_DRIVER, "")).rpartition(":")
             if d_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                self.fail(t.number, "lost in flight: its driver died")
+                self.fail(t.number, LOST_DRIVER)
                 released += 1
-        return released
+        running = len(self._trials((TrialState.RUNNING,)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)  # without a word on why: failures() says it
+        return released + running - len(self._trials((TrialState.RUNNING,)))
 
     # -- reading -------------------------------------------------------------------
     def _trials(self, states: tuple[TrialState, ...]) -> list[FrozenTrial]:
@@ -281,7 +342,7 @@ class ResultsStore:
 
     def failures(self) -> list[tuple[str, str]]:
         """(arch, error) of every failed evaluation, withdrawn claims excluded."""
-        return [(t.user_attrs.get(ATTR_ARCH, "?"), t.user_attrs.get(ATTR_ERROR, "?"))
+        return [(t.user_attrs.get(ATTR_ARCH, "?"), t.user_attrs.get(ATTR_ERROR, f"{LOST_DRIVER} (heartbeats stopped)"))
                 for t in self._trials((TrialState.FAIL,)) if t.user_attrs.get(ATTR_ERROR) != WITHDRAWN]
 
     @_reported

@@ -90,6 +90,27 @@ def test_store_rejects_a_study_with_other_objectives(nb201_space, tmp_path):
                      nb201_space.name, nb201_space.genes())
 
 
+def test_claims_of_a_driver_whose_heartbeats_stopped_are_released_and_a_beating_ones_are_not(nb201_space, tmp_path):
+    """A driver that dies on another host leaves claims no process id here can judge: before, they stayed RUNNING
+    and counted against the budget forever. Drivers beat for their claims (here every second)."""
+    import time
+
+    url = f"sqlite:///{tmp_path}/beats.db"
+    alive, dead = (ResultsStore(url, "s", OBJ, nb201_space.name, nb201_space.genes(), heartbeat_seconds=1)
+                   for _ in range(2))
+    archs = nb201_space.table.archs[:2]
+    kept = alive.claim(archs[0].to_str(), nb201_space.encode(archs[0]), budget=10)
+    lost = dead.claim(archs[1].to_str(), nb201_space.encode(archs[1]), budget=10)
+    dead.close()  # its heartbeats stop, as when its host goes down
+    time.sleep(4.5)  # two beats missed and more (SQLite's clock counts whole seconds)
+    resumed = ResultsStore(url, "s", OBJ, nb201_space.name, nb201_space.genes(), heartbeat_seconds=1)
+    assert resumed.release_stale() == 1 and resumed.active_count() == 1
+    assert resumed.study.trials[lost].state.name == "FAIL" and resumed.study.trials[kept].state.name == "RUNNING"
+    assert resumed.failures() == [(archs[1].to_str(), "lost in flight: its driver died (heartbeats stopped)")]
+    alive.complete(kept, Metrics(nb201_space.table.values(archs[0])))
+    assert [r.arch for r in resumed.measured()] == [archs[0].to_str()]
+
+
 def test_two_drivers_share_one_budget_without_losing_or_duplicating(nb201_space, tmp_path):
     url = f"sqlite:///{tmp_path}/shared.db"
     stores = [_store(nb201_space, url, "shared") for _ in range(2)]
