@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,12 @@ class Pick:
     record: Record | None  # the measured record, when the arch was measured
 
 
+def _as_pasted(arch: str) -> str:
+    """An arch string as a user pastes it: from the source of report.md's table, which wraps it in backticks and
+    escapes its '|' as '\\|', or with spaces around the separators."""
+    return re.sub(r"\s*([|,:])\s*", r"\1", arch.strip().strip("`").replace("\\|", "|"))
+
+
 def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, arch: str | None = None,
                 pick: str | None = None) -> Pick:
     given = [x is not None for x in (trial, arch, pick)]
@@ -111,7 +118,7 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
         return Pick(space.arch_from_str(matches[0].arch), f"trial-{trial}", matches[0])
     if arch is not None:
         try:
-            parsed = space.arch_from_str(arch)
+            parsed = space.arch_from_str(_as_pasted(arch))
         except SearchSpaceError as err:
             raise ConfigError(f"--arch: {err}; the arch column of {run.folder / 'measured.csv'} has examples") from None
         known = [r for r in run.records if r.arch == parsed.to_str()]

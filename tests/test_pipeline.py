@@ -164,6 +164,26 @@ def test_an_unmeasured_arch_exports_with_its_analytic_costs(pipeline_run, tmp_pa
     assert "No `model_int8.onnx`" in readme and not (tmp_path / "e" / "model_int8.onnx").exists()
 
 
+def test_an_arch_copied_from_the_reports_table_picks_that_trial(pipeline_run):
+    """report.md's table writes an arch as `c16:...\\|c32:...` (markdown escapes the '|'): pasted from there, or
+    with spaces around the separators, --arch said "cannot parse layer 'conv_k5_e4_w8a8\\'"."""
+    import re
+
+    from search_engine.deploy import open_finished_run, pick_subnet
+    from search_space import load_space
+
+    _, run = pipeline_run
+    row = next(line for line in (run / "report.md").read_text().splitlines() if re.match(r"\| \d+ \| `", line))
+    trial, pasted = row.split(" | ")[0].strip("| "), row.split(" | ")[1]
+    assert pasted.startswith("`") and "\\|" in pasted
+    finished = open_finished_run(str(run))
+    space = load_space(finished.config.space)
+    picked = pick_subnet(finished, space, arch=pasted)
+    assert picked.label == f"trial-{trial}" and picked.record.number == int(trial)
+    spaced = picked.arch.to_str().replace("|", " | ").replace(",", ", ")
+    assert pick_subnet(finished, space, arch=spaced).label == f"trial-{trial}"
+
+
 def test_an_arch_of_a_supernet_not_yet_searched_exports(tiny_run, tmp_path, capsys):
     """Before, `export RUN --arch` of a folder that `hynas train` wrote asked for a search first."""
     trained = tmp_path / "trained"  # what `hynas train` leaves (the shared tiny run is searched by other tests)
