@@ -38,7 +38,7 @@ class RidgePredictor(Standardized):
 class GPPredictor(Standardized):
     """Gaussian process with a Matern-5/2 kernel and learned noise, fitted on at most ``MAX_ROWS`` rows."""
 
-    # Each step of the kernel's optimization factors an n x n matrix: a fit took 0.5 s at 500 rows, 4 s at 1,000
+    # Each step of the kernel's optimization factors an n x n matrix: a fit took 0.5-2 s at 500 rows, 4 s at 1,000
     # and about 90 s at 3,000 (2 cores), so a `linas` round at 3,000 measured archs took 86 s and its rounds
     # that re-choose models 11 minutes. Past this many rows a seeded random subset is fitted; the other models
     # fit every row, and `auto`'s cross-validation judges the subset GP as it is used.

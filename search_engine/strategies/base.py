@@ -21,8 +21,8 @@ from search_space.registry import Registry
 
 STRATEGIES: Registry = Registry("strategy")
 
-# A space of at most this many genomes is listed once random sampling runs dry (NB201's 15,625 cells: a few
-# seconds); a larger one, such as a hybrid space's, is not, and its search ends when sampling finds nothing new.
+# A space of at most this many genomes is listed once random sampling runs dry (NB201's 15,625 cells: under a
+# second); a larger one, such as a hybrid space's, is not, and its search ends when sampling finds nothing new.
 ENUMERABLE_GENOMES = 1_000_000
 
 Arch = Hashable
