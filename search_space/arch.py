@@ -48,7 +48,11 @@ class LayerArch:
             raise SearchSpaceError(f"layer {self} sets the wrong fields for a {self.block} block")
         for name in ("wbits", "abits"):
             if getattr(self, name) not in ALLOWED_BITS:
-                raise SearchSpaceError(f"{name}={getattr(self, name)} is not one of {ALLOWED_BITS}")
+                # the bit-widths any space may offer, not this space's: say so, or "not one of (4, 6, 8, 32)"
+                # reads as the space's choices to a user whose space offers [4, 8, 32]
+                raise SearchSpaceError(f"{name}={getattr(self, name)}: hynas quantizes to "
+                                       f"{', '.join(map(str, ALLOWED_BITS[:-1]))} or {ALLOWED_BITS[-1]} bits "
+                                       f"({ALLOWED_BITS[-1]}: not quantized)")
 
     def to_str(self) -> str:
         if self.block == "conv":

@@ -103,6 +103,9 @@ def test_arch_outside_space_is_rejected(mnist_space):
         mnist_space.arch_from_str("c16:conv_k3_e2_w8a8|c32:conv_k3_e2_w8a8,attn_h2_m2_w6a8")
     with pytest.raises(SearchSpaceError):
         mnist_space.decode([99] * len(mnist_space.bounds()[1]))
+    # before: "wbits=2 is not one of (4, 6, 8, 32)", read as the space's choices, which are [4, 8, 32]
+    with pytest.raises(SearchSpaceError, match=r"^wbits=2: hynas quantizes to 4, 6, 8 or 32 bits \(32: not quantized"):
+        mnist_space.arch_from_str("c16:conv_k3_e2_w2a8|c32:conv_k3_e2_w8a8")
 
 
 def test_importing_search_space_does_not_import_torch():
