@@ -23,7 +23,8 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
@@ -90,6 +91,15 @@ SCHEMA_RACE_ATTEMPTS = 8
 SCHEMA_RACE_SIGNS = ("already exists", "duplicate key", "UNIQUE constraint failed")  # PostgreSQL, SQLite
 
 
+@contextmanager
+def _experimental_optuna() -> Iterator[None]:
+    """Optuna's API hynas relies on that Optuna marks "experimental" (heartbeats since 2.9, metric names since
+    3.2), without the warning it prints at every use."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
 def _database_reason(err: BaseException) -> str:
     """The database's own words for a failure (``database or disk is full``), on one line: Optuna wraps them in a
     generic "An exception is raised during the commit", SQLAlchemy adds the statement and a link, and PostgreSQL's
@@ -109,8 +119,7 @@ def open_storage(url: str, heartbeat_seconds: int | None = None) -> optuna.stora
     try:
         for attempt in range(SCHEMA_RACE_ATTEMPTS):
             try:
-                with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                with _experimental_optuna():
                     return optuna.storages.RDBStorage(with_installed_driver(url), engine_kwargs=kwargs,
                                                       heartbeat_interval=heartbeat_seconds)
             except (IntegrityError, ProgrammingError, OperationalError) as err:
@@ -192,17 +201,17 @@ class ResultsStore:
         self._check_or_set_identity(space_name, supernet)
         self._distributions = self._parameter_distributions(genes)
         self.driver = driver_id()
-        self._claims: set[int] = set()  # this store's claims in flight, whose heartbeats it sends
+        self._claims: dict[int, int] = {}  # this store's claims in flight (number: trial id), whose heartbeats it sends
         self._claims_lock = threading.Lock()
         self._stop_beating = threading.Event()
         self._beating: threading.Thread | None = None
 
     # -- heartbeats ------------------------------------------------------------------
-    def _beat(self, number: int) -> None:
+    def _beat(self, number: int, trial_id: int) -> None:
         """Record a heartbeat of this store's claim ``number`` now, and keep sending them until it is settled."""
-        self.storage.record_heartbeat(self._trial_id(number))
+        self.storage.record_heartbeat(trial_id)
         with self._claims_lock:
-            self._claims.add(number)
+            self._claims[number] = trial_id
             if self._beating is None:  # the thread runs while claims are in flight
                 self._beating = threading.Thread(target=self._keep_beating, name="hynas-heartbeat", daemon=True)
                 self._beating.start()
@@ -210,19 +219,19 @@ class ResultsStore:
     def _keep_beating(self) -> None:
         while not self._stop_beating.wait(self.heartbeat_seconds):
             with self._claims_lock:
-                claims = sorted(self._claims)
+                claims = sorted(self._claims.items())
                 if not claims:
                     self._beating = None
                     return
-            for number in claims:
+            for number, trial_id in claims:
                 try:
-                    self.storage.record_heartbeat(self._trial_id(number))
+                    self.storage.record_heartbeat(trial_id)
                 except Exception as err:  # noqa: BLE001 - a beat missed is retried; the driver reports store errors
                     log.debug("heartbeat of trial %d not recorded: %s", number, err)
 
     def _settled(self, number: int) -> None:
         with self._claims_lock:
-            self._claims.discard(number)
+            self._claims.pop(number, None)
 
     def close(self) -> None:
         """Stop sending heartbeats (claims still in flight are then released by the next driver, as if this one
@@ -245,8 +254,7 @@ class ResultsStore:
         wanted = {"space": space_name, "objectives": [str(o) for o in self.objectives], SUPERNET: supernet}
         attrs = self.study.user_attrs
         if "objectives" not in attrs:
-            with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
-                warnings.simplefilter("ignore")
+            with _experimental_optuna():
                 self.study.set_metric_names([o.name for o in self.objectives])
         for key, value in wanted.items():
             if value is None:
@@ -278,7 +286,7 @@ class ResultsStore:
         if duplicate or len(live) > budget:
             self.withdraw(number)
             return None
-        self._beat(number)
+        self._beat(number, trial_id)
         return number
 
     def withdraw(self, number: int) -> None:
@@ -315,8 +323,7 @@ class ResultsStore:
                 self.fail(t.number, LOST_DRIVER)
                 released += 1
         running = len(self._trials((TrialState.RUNNING,)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with _experimental_optuna():
             optuna.storages.fail_stale_trials(self.study)  # without a word on why: failures() says it
         return released + running - len(self._trials((TrialState.RUNNING,)))
 

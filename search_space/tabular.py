@@ -139,21 +139,21 @@ def load_table(path: str | Path) -> Table:
         raise DataError(f"{path}: the table has a header but no rows")
     names = [c for c in rows[0] if c not in KEY_COLUMNS]
     archs, numeric = [], {c: [] for c in names}
+    first_line: dict[CellArch, int] = {}
     for line, row in enumerate(rows, start=2):
         try:
-            archs.append(CellArch.from_str(row["arch"]))
+            arch = CellArch.from_str(row["arch"])
         except SearchSpaceError as err:
             raise DataError(f"{path}: line {line}: {err}") from None
+        if first_line.setdefault(arch, line) != line:
+            raise DataError(f"{path}: line {line}: the cell of line {first_line[arch]} again; each cell once")
+        archs.append(arch)
         for c in names:
             try:
                 numeric[c].append(float(row[c]))
             except (TypeError, ValueError):
                 numeric[c].append(math.nan)
     columns = {c: np.asarray(v) for c, v in numeric.items() if not np.isnan(v).all()}
-    first_line: dict[CellArch, int] = {}
-    for line, arch in enumerate(archs, start=2):
-        if first_line.setdefault(arch, line) != line:
-            raise DataError(f"{path}: line {line}: the cell of line {first_line[arch]} again; each cell once")
     if not columns:
         raise DataError(f"{path}: no numeric column to use as an objective")
     return Table(str(path), tuple(archs), columns)
