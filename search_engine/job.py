@@ -87,6 +87,9 @@ def build_job(config: ExperimentConfig) -> SearchJob:
         missing = [name for name in names if name not in ref]
         if missing:
             raise ConfigError(f"{config.source}: search.reference: give a value for every objective; missing {missing}")
+        for key, value in ref.items():
+            if not np.isfinite(value):  # a nan point bounds nothing (hypervolume 0), an inf one everything (inf)
+                raise ConfigError(f"{config.source}: search.reference.{key}: got {value}; give a finite number")
         reference = np.array([ref[o.name] * o.sign for o in objectives])
     elif isinstance(space, TabularSpace):
         # A table holds every value before the run starts: its worst row gives a reference that counts
@@ -112,13 +115,14 @@ def build_job(config: ExperimentConfig) -> SearchJob:
 
 
 def _check_complete(table, names: list[str]) -> None:
-    """Refuse a table column the search reads (objective or constraint) with a cell that is not a number: each
-    measured cell must have a value, and a predictor cannot fit a missing one."""
+    """Refuse a table column the search reads (objective or constraint) with a cell that is not a finite number:
+    each measured cell must have a value, a predictor cannot fit a missing one, and one 'inf' would make every
+    hypervolume infinite."""
     for name in dict.fromkeys(names):
-        missing = np.flatnonzero(np.isnan(table.columns[name]))
+        missing = np.flatnonzero(~np.isfinite(table.columns[name]))
         if len(missing):
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise ConfigError(f"{table.source}: column {name!r} has no number on line {missing[0] + 2}{more}; fill "
+            raise ConfigError(f"{table.source}: column {name!r} has no finite number on line {missing[0] + 2}{more}; fill "
                               f"{'them' if more else 'it'} in, or search other columns")
 
 

@@ -221,6 +221,10 @@ def test_hv_history_is_logged_per_batch(nb201_space, tmp_path):
      "search.reference: 'test_accuracy' is no objective of this search (did you mean 'test_acc'?)"),
     (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--set", "search.reference=[80, 60]"],
      "expected a mapping of names to numbers"),
+    # before: "hypervolume inf ... nan of the table's true front"
+    (["--objectives", "test_acc:max,latency_raspi4_ms:min", "--set",
+      "search.reference={test_acc: 50, latency_raspi4_ms: .inf}"],
+     "search.reference.latency_raspi4_ms: got inf; give a finite number"),
 ])
 def test_bad_search_input_is_one_line_and_leaves_the_run_untouched(tmp_path, capsys, argv, named):
     out = tmp_path / "run"
@@ -361,9 +365,16 @@ def test_a_table_column_with_a_gap_is_refused_in_one_line_when_searched(tmp_path
     argv = ["search", "--space", "nb201", "--table", str(table), "--budget", "12", "--strategy", "linas", "-q"]
     code, err = run_cli(argv + ["--objectives", "test_acc:max,latency_eyeriss_ms:min", "--out", str(tmp_path / "a")],
                         capsys)
-    assert code == 2 and err == [f"hynas search: error: {table}: column 'latency_eyeriss_ms' has no number on line 5; "
-                                 "fill it in, or search other columns"]  # before: a traceback from the predictor
+    assert code == 2 and err == [f"hynas search: error: {table}: column 'latency_eyeriss_ms' has no finite number on "
+                                 "line 5; fill it in, or search other columns"]  # before: a traceback from the predictor
     assert not (tmp_path / "a").exists()
     code, err = run_cli(argv + ["--objectives", "test_acc:max,latency_raspi4_ms:min", "--out", str(tmp_path / "b")],
                         capsys)
     assert code == 0, err  # the gap is in a column this search does not read
+
+    lines[4] = lines[4].rsplit(",", 1)[0] + ",inf"  # a number, but one that would make every hypervolume infinite
+    table.write_text("\n".join(lines) + "\n")
+    code, err = run_cli(argv + ["--objectives", "test_acc:max,latency_eyeriss_ms:min", "--out", str(tmp_path / "c")],
+                        capsys)
+    assert code == 2 and err[0].endswith("column 'latency_eyeriss_ms' has no finite number on line 5; fill it in, or "
+                                         "search other columns")  # before: hypervolume inf, nan of the true front
