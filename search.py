@@ -306,7 +306,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     job = build_job(config)  # validate everything before touching the run folder
     run_path = run_folder_path(config, args.out)
     with inputs_checked(job, config, run_path, storage=args.storage):
-        _check_cluster(config.search.address)
+        _check_cluster(config.search.address, config)
         supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
         with open_run(config, args.out, args.resume, args.force, supernet, args.command_line) as run_dir:
             job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
@@ -343,12 +343,17 @@ def _say_why_the_front_is_empty(front: Sequence, measured: int, config: Experime
               "loosen the limits, or measure more with --resume and a larger --budget")
 
 
-def _check_cluster(address: str | None) -> None:
-    """Before the run folder is touched: a wrong Ray ``--address`` stops the command in seconds."""
+def _check_cluster(address: str | None, config: ExperimentConfig | None = None) -> None:
+    """Before the run folder is touched: a wrong Ray ``--address``, or a profile's ``node`` that is not in the
+    cluster (``config``: a search's), stops the command in seconds."""
     if address:
         from search_engine.runners.ray_runner import check_ray_address
 
         check_ray_address(address)
+    if config is not None:
+        from search_engine.job import check_latency_node
+
+        check_latency_node(config)
 
 
 def _refuse_other_training(config: ExperimentConfig, space: HybridSpace, args: argparse.Namespace,
@@ -406,7 +411,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = build_run_job(config)  # validate everything before touching the run folder, the data set too
     with inputs_checked(job, config, run_folder_path(config, args.out), trains=True, storage=args.storage) as data:
         _refuse_other_training(config, job.space, args, data)
-        _check_cluster(config.search.address)
+        _check_cluster(config.search.address, config)
         with open_run(config, args.out, args.resume, args.force, command=args.command_line) as run_dir:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
     print(f"run {config.name}: front of {counted(len(outcome.front), 'subnet')}, validated on the test split "

@@ -25,7 +25,7 @@ from search_engine.run_folder import STUDY_FILE, ensure_run_folder, folder_stora
 from search_engine.runners import RUNNERS
 from search_engine.strategies import STRATEGIES, Strategy
 from search_space.arch import Arch
-from search_space.config import ExperimentConfig, HardwareProfile, load_hardware, load_space
+from search_space.config import ExperimentConfig, HardwareProfile, load_hardware, load_space, resolve_path
 from search_space.costs import arch_costs
 from search_space.errors import ConfigError, HynasError, did_you_mean
 from search_space.files import file_digest
@@ -309,6 +309,27 @@ def _refuse_another_supernet(job: SearchJob, config: ExperimentConfig, run_dir: 
     recorded = study_supernet(run_dir, config.name, storage) if digest is not None else None
     if recorded is not None:
         refuse_another_supernet(config.name, recorded, digest)
+
+
+def check_latency_node(config: ExperimentConfig) -> None:
+    """Before the run folder is touched: a hardware profile's ``node`` must be one the Ray runner can place its
+    workers on (Ray would leave every evaluation pending, without a word, on an address it does not know)."""
+    if config.search.runner != "ray":
+        return
+    for name in config.hardware:
+        profile = load_hardware(name)
+        if profile.node and profile.lut is None:
+            from search_engine.runners.ray_runner import node_addresses
+
+            nodes = node_addresses(config.search.address)
+            if profile.node in nodes:
+                continue
+            where = f"{resolve_path(name, 'hardware')}: node: {profile.node}"
+            if config.search.address:
+                raise ConfigError(f"{where} is no live node of the Ray cluster at {config.search.address} (its nodes: "
+                                  f"{', '.join(nodes)}); name one of those, or drop `node:`")
+            raise ConfigError(f"{where} is not this host ({nodes[0]}), where a local Ray instance runs; name it, "
+                              "join that node's cluster with --address, or drop `node:`")
 
 
 @contextlib.contextmanager

@@ -74,6 +74,29 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(ray_session, hybrid_con
     assert result.failures == 0  # the arch the dead worker held was run again
 
 
+def test_latency_pinned_to_a_node_runs_there_and_a_node_ray_lacks_is_one_line(ray_session, hybrid_config, tmp_path,
+                                                                                 capsys):
+    """Before session 32 a profile naming a node Ray lacks left every evaluation pending for good, in silence."""
+    import yaml
+
+    from tests.conftest import FAST_ORT
+
+    node = ray.nodes()[0]["NodeManagerAddress"]
+    board = tmp_path / "board.yaml"
+    argv = ["search", "--config", str(hybrid_config), "--runner", "ray", "--workers", "1", "--budget", "4",
+            "--batch-size", "2", "--set", f"hardware=[{board}]", "-q"]
+    board.write_text(yaml.safe_dump({**FAST_ORT, "node": "203.0.113.7"}))  # an address no machine has
+    code, err = run_cli(argv + ["--out", str(tmp_path / "elsewhere")], capsys)
+    assert code == 2 and err == [f"hynas search: error: {board}: node: 203.0.113.7 is not this host ({node}), where "
+                                 "a local Ray instance runs; name it, join that node's cluster with --address, or "
+                                 "drop `node:`"]
+    assert not (tmp_path / "elsewhere").exists()
+    board.write_text(yaml.safe_dump({**FAST_ORT, "node": node}))
+    code, err = run_cli(argv + ["--out", str(tmp_path / "here")], capsys)
+    assert code == 0, err
+    assert len(_archs(tmp_path / "here")) == 4
+
+
 def test_a_killed_driver_resumes_and_loses_nothing(hybrid_config, tmp_path, capsys):
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
