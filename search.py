@@ -23,6 +23,8 @@ from search_space.config import MAX_SEED, ExperimentConfig, counted, load_config
 from search_space.errors import EXIT_USAGE, HynasError, reader_gone
 
 if TYPE_CHECKING:
+    from results.plots import Series
+    from search_engine.deploy import FinishedRun
     from search_space.hybrid import HybridSpace
     from supernet.data import Dataset
 
@@ -455,10 +457,25 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from search_engine.pipeline import baseline_series
 
         baselines = baseline_series(runs[0].folder / "baselines.csv", objectives)
-    paths = plot_pairs(series, objectives, out, baselines) + [plot_hypervolume(series, objectives, out)]
+    paths = plot_pairs(series, objectives, out, baselines, _table_front(runs)) + [
+        plot_hypervolume(series, objectives, out)]
     for path in paths:
         print(path)
     return 0
+
+
+def _table_front(runs: Sequence[FinishedRun]) -> Series | None:
+    """The exact front of the benchmark table the runs searched, when they searched one table under one set of
+    constraints (what each run's "of the table's true front" is measured against)."""
+    from results.plots import Series
+    from search_engine.job import true_front
+
+    first = runs[0]
+    if any((r.config.space, r.config.table, r.constraints) != (first.config.space, first.config.table,
+                                                                first.constraints) for r in runs):
+        return None
+    rows = true_front(load_space(first.config.space, first.config.table), first.objectives, first.constraints)
+    return None if rows is None else Series("the table's true front", rows)
 
 
 def _export_target(args: argparse.Namespace, device: str | None = None):

@@ -2,7 +2,7 @@
 
 For each pair of objectives: every measured arch (light dots), the front of that pair as a step
 line, per run; baselines (e.g. the largest and smallest subnet, uniform int8) as labelled markers
-with their own front dashed. Hypervolume over measurements uses one reference point for all runs
+with their own front dashed; for a benchmark table, its exact front as a thin gray line. Hypervolume over measurements uses one reference point for all runs
 given (their worst values plus a margin), so the curves are comparable.
 """
 from __future__ import annotations
@@ -95,11 +95,17 @@ def _focus(ax, fronts: Sequence[np.ndarray], x: Objective, y: Objective) -> None
 
 
 def plot_pairs(runs: Sequence[Series], objectives: Sequence[Objective], folder: Path,
-               baselines: Sequence[Series] = ()) -> list[Path]:
+               baselines: Sequence[Series] = (), true_front: Series | None = None) -> list[Path]:
+    """``true_front``: the exact front of a benchmark table, drawn under the runs' fronts as what they aim at."""
     out = []
     for x, y in combinations(objectives, 2):
         fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
         fronts = []
+        if true_front is not None and true_front.rows:
+            front = _front_2d(np.array([[r[x.name], r[y.name]] for r in true_front.rows]), x, y)
+            fronts.append(front)
+            _step(ax, front, x, y, color="gray", lw=1, alpha=0.8, label=f"{true_front.label} ({len(front)})")
+            ax.scatter(front[:, 0], front[:, 1], s=8, color="gray", alpha=0.8, zorder=2)
         for i, run in enumerate(runs):
             pts, ok = np.array([[r[x.name], r[y.name]] for r in run.rows]), run.feasible()
             color = COLORS[i % len(COLORS)]

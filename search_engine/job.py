@@ -376,15 +376,20 @@ def _profile_of(objective: str, profiles: dict, source: str):
     return profiles[name]
 
 
-def true_front_hypervolume(job: SearchJob, reference: np.ndarray) -> float | None:
-    """Hypervolume of the exact front of a tabular space (every feasible row), else None."""
-    space = job.space
+def true_front(space, objectives, constraints) -> list[dict[str, float]] | None:
+    """The rows of a tabular space's exact front (of its feasible rows), else None."""
     if not isinstance(space, TabularSpace):
         return None
     rows = [space.table.values(a) for a in space.table.archs]
-    rows = [r for r in rows if all(c.satisfied(r) for c in job.constraints)]
-    F = to_min_form(rows, job.objectives)
-    return hypervolume(F[pareto_mask(F)], reference)
+    rows = [r for r in rows if all(c.satisfied(r) for c in constraints)]
+    mask = pareto_mask(to_min_form(rows, objectives))
+    return [r for r, on_front in zip(rows, mask) if on_front]
+
+
+def true_front_hypervolume(job: SearchJob, reference: np.ndarray) -> float | None:
+    """Hypervolume of the exact front of a tabular space, else None."""
+    rows = true_front(job.space, job.objectives, job.constraints)
+    return None if rows is None else hypervolume(to_min_form(rows, job.objectives), reference)
 
 
 def _warn_if_timings_contend(job: SearchJob, config: ExperimentConfig, threads: int) -> None:

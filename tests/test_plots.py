@@ -68,3 +68,29 @@ def test_the_hypervolume_chart_names_each_runs_own_constraints():
     assert curve_labels([free, bound]) == (["free", "bound, within latency_ms <= 5"], "")
     assert curve_labels([bound, also_bound]) == (["bound", "also"], "latency_ms <= 5")
     assert curve_labels([free]) == (["free"], "")
+
+
+def test_a_table_runs_plot_draws_the_tables_exact_front_under_its_constraints(tmp_path, capsys):
+    """Before session 32 a tabular run's plot showed its own front alone, though the search scores it against the
+    table's exact front."""
+    import search
+    from search_engine.deploy import open_finished_run
+    from tests.conftest import NB201_CSV
+
+    argv = ["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+            "test_acc:max,latency_raspi4_ms:min", "--strategy", "random", "--budget", "20", "-q"]
+    assert search.main(argv + ["--out", str(tmp_path / "free")]) == 0
+    assert search.main(argv + ["--out", str(tmp_path / "bound"), "--constraint", "latency_raspi4_ms <= 10"]) == 0
+    free, bound = open_finished_run(tmp_path / "free"), open_finished_run(tmp_path / "bound")
+    exact = search._table_front([free]).rows
+    assert len(exact) == 54  # the shipped table's front for these two columns, its 10 %-accuracy cell included
+    found = np.array([[r.values["test_acc"], r.values["latency_raspi4_ms"]] for r in free.records])
+    front = np.array([[r["test_acc"], r["latency_raspi4_ms"]] for r in exact])
+    # nothing measured is better than the exact front: each point is matched or beaten by one of its points
+    assert all(((front[:, 0] >= a) & (front[:, 1] <= t)).any() for a, t in found)
+    limited = search._table_front([bound]).rows
+    assert 0 < len(limited) < len(exact) and all(r["latency_raspi4_ms"] <= 10 for r in limited)
+    assert search._table_front([free, bound]) is None  # no one front to draw for runs of different limits
+    capsys.readouterr()
+    assert search.main(["plot", str(tmp_path / "free")]) == 0
+    assert (tmp_path / "free" / "pareto_test_acc_latency_raspi4_ms.png").stat().st_size > 10_000
