@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -310,10 +311,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     with inputs_checked(job, config, run_path, storage=args.storage):
         _check_cluster(config.search.address, config)
         supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
-        with open_run(config, args.out, args.resume, args.force, supernet, args.command_line) as run_dir:
+        with open_run(config, args.out, args.resume, args.force, supernet) as run_dir:
             job, outcome = run_job(config, run_dir, args.storage, progress=not args.quiet, job=job)
     stopped_short = outcome.stopped_short(job.budget)
-    print(f"measured {len(outcome.records)} archs ({outcome.failures} failed)"
+    print(f"measured {counted(len(outcome.records), 'arch')} ({outcome.failures} failed)"
           + ("" if stopped_short else f", stopped by {outcome.stopped_by}") + f"; front of {len(outcome.front)}")
     if stopped_short:
         print(f"  {stopped_short}; `--resume` measures more")
@@ -386,7 +387,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_dataset(config.data, space.input, config.seed)
     _refuse_other_training(config, space, args, data)
     _check_cluster(args.address if args.workers > 1 else None)
-    with open_run(config, args.out, args.resume, args.force, command=args.command_line) as run_dir:
+    with open_run(config, args.out, args.resume, args.force) as run_dir:
         checkpoint = run_dir / "supernet.pt"
         if args.workers > 1:
             from search_engine.distributed_train import train_on_ray
@@ -414,7 +415,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with inputs_checked(job, config, run_folder_path(config, args.out), trains=True, storage=args.storage) as data:
         _refuse_other_training(config, job.space, args, data)
         _check_cluster(config.search.address, config)
-        with open_run(config, args.out, args.resume, args.force, command=args.command_line) as run_dir:
+        with open_run(config, args.out, args.resume, args.force) as run_dir:
             outcome = run_pipeline(config, run_dir, args.storage, progress=not args.quiet)
     print(f"run {config.name}: front of {counted(len(outcome.front), 'subnet')}, validated on the test split "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in outcome.seconds.items())})")
@@ -586,16 +587,23 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
+def _setup_logging(args: argparse.Namespace, command_line: str) -> None:
     """Console output at the level the flags ask; the ``hynas`` logger itself stays at INFO (or DEBUG
-    with -v) so that a run folder's ``hynas.log`` is complete whatever the console shows."""
+    with -v) so that a run folder's ``hynas.log`` is complete whatever the console shows: it opens with
+    ``command_line`` and what was logged before the folder was (``EarlyRecords``)."""
     console_level = logging.WARNING if getattr(args, "quiet", False) else (
         logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO)
     logger = logging.getLogger("hynas")
     logger.setLevel(min(console_level, logging.INFO))
     logger.propagate = False
-    for old in [h for h in logger.handlers if getattr(h, "_hynas_console", False)]:
+    from search_engine.run_folder import EarlyRecords
+
+    for old in [h for h in logger.handlers if getattr(h, "_hynas_console", False) or isinstance(h, EarlyRecords)]:
         logger.removeHandler(old)
+    early = EarlyRecords()
+    early.handle(logger.makeRecord("hynas.run", logging.INFO, __file__, 0, "%s (process %d on %s)",
+                                   (command_line, os.getpid(), socket.gethostname()), None))
+    logger.addHandler(early)
     console = _StderrHandler()
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
@@ -625,8 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse names only `hynas --help` here; the subcommand's own options are what was meant
         _reject_unknown(args.command_parser, unknown)
-    _setup_logging(args)
-    args.command_line = hide_password(shlex.join(["hynas", *(sys.argv[1:] if argv is None else argv)]))  # run's log
+    _setup_logging(args, hide_password(shlex.join(["hynas", *(sys.argv[1:] if argv is None else argv)])))
     try:
         code = args.handler(args)
         sys.stdout.flush()  # so that a reader gone early (`hynas ... | head`) shows here, not at interpreter exit

@@ -134,6 +134,26 @@ def prepare_output_file(path: Path, resume: bool, force: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
+class EarlyRecords(logging.Handler):
+    """Keeps what the ``hynas`` log says before the command's run folder is open (reading and checking the data
+    set, say), for ``open_run`` to write into the folder's ``hynas.log`` after the command line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _replay_early_records(into: logging.Handler) -> None:
+    logger = logging.getLogger("hynas")
+    for early in [h for h in logger.handlers if isinstance(h, EarlyRecords)]:
+        logger.removeHandler(early)  # from here on the file has every record
+        for record in early.records:
+            into.handle(record)
+
+
 def attach_log_file(folder: Path) -> logging.Handler:
     """Mirror the ``hynas`` log into ``<run folder>/hynas.log``; returns the handler to detach."""
     handler = logging.FileHandler(folder / LOG_FILE)
@@ -210,12 +230,12 @@ def ensure_run_folder(folder: Path, config: ExperimentConfig) -> None:
 
 @contextmanager
 def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: bool,
-             reads: Iterable[Path] = (), command: str | None = None) -> Iterator[Path]:
+             reads: Iterable[Path] = ()) -> Iterator[Path]:
     """The run folder (``run_folder_path``), prepared, with the resolved ``config.yaml`` written and the log
     mirrored into it, held by this command (``_held``) until the ``with`` ends. Call only after the input is
     validated. A resumed run must keep the settings it was started with (``refuse_other_run_settings``).
     ``reads``: inputs beyond those the config names (``config_inputs``), such as a search's supernet in its own
-    folder, which ``force`` must not delete. ``command``: the command line, the log's first line of this command."""
+    folder, which ``force`` must not delete."""
     path = run_folder_path(config, out)
     if resume and not force:
         refuse_other_run_settings(path, config)
@@ -226,9 +246,7 @@ def open_run(config: ExperimentConfig, out: str | None, resume: bool, force: boo
             _empty(path)
         atomic_write_text(path / CONFIG_FILE, config.to_yaml())
         handler = attach_log_file(path)
-        if command:  # into the file only: the console has just shown it
-            handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s (process %d on %s)",
-                                          (command, os.getpid(), socket.gethostname()), None))
+        _replay_early_records(handler)
         try:
             yield path
         finally:

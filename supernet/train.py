@@ -34,6 +34,7 @@ from supernet.data import Dataset
 from supernet.model import Supernet
 
 log = logging.getLogger("hynas.train")
+FINE_RANKING_IMAGES = 100  # fewer validation images rank subnets in steps over a point of accuracy
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,10 @@ def train_supernet(space: HybridSpace, data: Dataset, cfg: TrainConfig, seed: in
     if shard.chief:
         log.info("training the supernet of %s on %s: %d train / %d validation / %d test images, %s",
                  space.name, data.name, len(data.train), len(data.val), len(data.test), counted(cfg.epochs, "epoch"))
+        if len(data.val) < FINE_RANKING_IMAGES:
+            log.warning("the validation split holds %s, so accuracy moves in steps of %.3g points, and the search "
+                        "ranks subnets by it; more images (or a larger data.val_fraction) rank them finer",
+                        counted(len(data.val), "image"), 100 / len(data.val))
     model = wrap(net) if wrap is not None else net
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs

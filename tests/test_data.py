@@ -231,7 +231,12 @@ def test_a_supernet_trains_on_an_image_folder_and_continues_only_on_its_images(t
               "train": {"epochs": 2, "batch_size": 16, "lr": 0.05, "bn_batches": 2}}
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(config))
     assert search.main(["train", "--config", str(tmp_path / "mine.yaml"), "--out", str(tmp_path / "run"), "-q"]) == 0
-    printed = capsys.readouterr().out
+    printed, warned = capsys.readouterr()
+    # before session 32 nothing said that 12 validation images rank subnets in steps of 8 points
+    assert "the validation split holds 12 images, so accuracy moves in steps of 8.33 points" in warned
+    log = (tmp_path / "run" / "hynas.log").read_text().splitlines()
+    # logged while the data set was read, before the run folder was open (before session 32: on the console only)
+    assert "INFO hynas.run: hynas train --config" in log[0] and "INFO hynas.data: data set 'folder'" in log[1], log
     largest = float(re.search(r"largest ([0-9.]+) %", printed).group(1))
     assert largest > 60  # chance is 33 %
     assert (tmp_path / "run" / "supernet.pt").is_file()
