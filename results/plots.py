@@ -2,8 +2,9 @@
 
 For each pair of objectives: every measured arch (light dots), the front of that pair as a step
 line, per run; baselines (e.g. the largest and smallest subnet, uniform int8) as labelled markers
-with their own front dashed; for a benchmark table, its exact front as a thin gray line. Hypervolume over measurements uses one reference point for all runs
-given (their worst values plus a margin), so the curves are comparable.
+with their own front dashed; for a benchmark table, its exact front as a thin gray line. Hypervolume
+over measurements uses one reference point for all runs given (their worst values plus a margin), so
+the curves are comparable.
 """
 from __future__ import annotations
 

@@ -122,8 +122,8 @@ def _check_complete(table, names: list[str]) -> None:
         missing = np.flatnonzero(~np.isfinite(table.columns[name]))
         if len(missing):
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise ConfigError(f"{table.source}: column {name!r} has no finite number on line {missing[0] + 2}{more}; fill "
-                              f"{'them' if more else 'it'} in, or search other columns")
+            raise ConfigError(f"{table.source}: column {name!r} has no finite number on line {missing[0] + 2}{more}; "
+                              f"fill {'them' if more else 'it'} in, or search other columns")
 
 
 def _check_satisfiable(space, constraints, source: str) -> None:

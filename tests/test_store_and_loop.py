@@ -366,7 +366,7 @@ def test_a_table_column_with_a_gap_is_refused_in_one_line_when_searched(tmp_path
     code, err = run_cli(argv + ["--objectives", "test_acc:max,latency_eyeriss_ms:min", "--out", str(tmp_path / "a")],
                         capsys)
     assert code == 2 and err == [f"hynas search: error: {table}: column 'latency_eyeriss_ms' has no finite number on "
-                                 "line 5; fill it in, or search other columns"]  # before: a traceback from the predictor
+                                 "line 5; fill it in, or search other columns"]  # before: the predictor's traceback
     assert not (tmp_path / "a").exists()
     code, err = run_cli(argv + ["--objectives", "test_acc:max,latency_raspi4_ms:min", "--out", str(tmp_path / "b")],
                         capsys)
