@@ -6,13 +6,16 @@ subcommand and prints a summary. Every ``HynasError`` becomes one line on stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import shlex
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -627,13 +630,28 @@ def _reject_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None
     parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``search.py`` and the ``hynas`` console script; returns the exit code."""
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # argparse names only `hynas --help` here; the subcommand's own options are what was meant
-        _reject_unknown(args.command_parser, unknown)
-    _setup_logging(args, hide_password(shlex.join(["hynas", *(sys.argv[1:] if argv is None else argv)])))
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: a scheduler ending the job (Slurm at its time limit, Kubernetes, `kill`). Raised where Ctrl-C's
+    KeyboardInterrupt is, so the command stops as it does on Ctrl-C: the search withdraws its claims and writes
+    its tables, Ray shuts down, and the exit says how to continue."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         code = args.handler(args)
         sys.stdout.flush()  # so that a reader gone early (`hynas ... | head`) shows here, not at interpreter exit
@@ -651,11 +669,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"hynas {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         # finetune starts from the supernet each time, so it has no --resume (nor have plot and space info)
         hint = "continue with --resume" if hasattr(args, "resume") else "nothing of it was kept; run it again"
-        print(f"hynas {args.command}: interrupted; {hint}", file=sys.stderr)
-        return 130
+        terminated = isinstance(stop, Terminated)
+        print(f"hynas {args.command}: {'terminated' if terminated else 'interrupted'}; {hint}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)  # as the shell reports a signal's exit
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``search.py`` and the ``hynas`` console script; returns the exit code."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse names only `hynas --help` here; the subcommand's own options are what was meant
+        _reject_unknown(args.command_parser, unknown)
+    _setup_logging(args, hide_password(shlex.join(["hynas", *(sys.argv[1:] if argv is None else argv)])))
+    with _sigterm_as_interrupt():
+        return _run_command(args)
 
 
 if __name__ == "__main__":

@@ -119,14 +119,23 @@ def test_a_killed_driver_resumes_and_loses_nothing(hybrid_config, tmp_path, caps
     assert all(after[arch] == acc for arch, acc in before.items())  # what was stored before the kill is kept
 
 
-def test_an_interrupted_driver_withdraws_its_claims_and_writes_what_it_measured(hybrid_config, tmp_path):
+@pytest.mark.parametrize("stop, runner, code, said", [
+    (signal.SIGINT, "local", 130, "interrupted"),
+    # a scheduler's stop (Slurm, Kubernetes): before session 32 SIGTERM ended the driver at once, its batch's
+    # claims left RUNNING (exit 143), and with Ray in the driver through Ray's own handler (exit 15)
+    (signal.SIGTERM, "local", 143, "terminated"),
+    (signal.SIGTERM, "ray", 143, "terminated"),
+])
+def test_a_stopped_driver_withdraws_its_claims_and_writes_what_it_measured(hybrid_config, tmp_path, stop, runner,
+                                                                           code, said):
     """Ctrl-C mid-batch: before session 29 the batch's claims stayed RUNNING in the study (counted against the
     budget of any other driver sharing it until this one resumed) and measured.csv lagged a batch behind."""
     import optuna
 
     run_dir = tmp_path / "run"
     driver = subprocess.Popen([sys.executable, str(REPO / "search.py"), "search", "--config", str(hybrid_config),
-                               "--out", str(run_dir), "-q"], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               "--out", str(run_dir), "--runner", runner, "--workers", "1", "-q"], cwd=REPO,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
@@ -136,9 +145,9 @@ def test_an_interrupted_driver_withdraws_its_claims_and_writes_what_it_measured(
         time.sleep(0.1)
     time.sleep(0.5)  # into the next batch
     assert driver.poll() is None, "the driver finished before it could be interrupted"
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(stop)
     err = driver.communicate(timeout=120)[1]
-    assert driver.returncode == 130 and "interrupted; continue with --resume" in err
+    assert driver.returncode == code and f"{said}; continue with --resume" in err, err[-500:]
     study = optuna.load_study(study_name="rayhybrid", storage=f"sqlite:///{run_dir / 'study.db'}")
     states = [t.state for t in study.trials]
     assert optuna.trial.TrialState.RUNNING not in states

@@ -16,9 +16,12 @@ one device.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -111,6 +114,25 @@ def start_ray(address: str | None, workers: int) -> bool:
         return False
     if address:
         check_ray_address(address)
+    with _sigterm_handler_kept():
+        _init_ray(address, workers)
+    return True
+
+
+@contextlib.contextmanager
+def _sigterm_handler_kept() -> Iterator[None]:
+    """``ray.init`` sets its own SIGTERM handler (``sys.exit(15)``), so a scheduler's SIGTERM ended the driver at
+    once (exit 15, claims left running) where the hynas CLI stops it as it stops on Ctrl-C (claims withdrawn,
+    tables written, exit 143). A handler set from Python before (the CLI's) is put back; a default one is not."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(previous) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init_ray(address: str | None, workers: int) -> None:
     try:
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -119,17 +141,6 @@ def start_ray(address: str | None, workers: int) -> bool:
                      configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise ConfigError(f"--address {address}: cannot join the Ray cluster ({err}){_token_hint(address)}") from None
-    return True
-
-
-def _token_hint(address: str | None) -> str:
-    """Since Ray 2.59 a head started where a token exists (``~/.ray/auth_token``, made by any local ``ray.init``)
-    requires it, and Ray sends it to an explicit address only when told to: its refusal reads only as
-    'Failed to connect'."""
-    if not address or address == "auto" or os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
-        return ""
-    return ("; if its head requires a token (Ray's default since 2.59), set RAY_AUTH_MODE=token and "
-            "RAY_AUTH_TOKEN to what `ray get-auth-token` prints there")
 
 
 def node_addresses(address: str | None) -> list[str]:
