@@ -7,7 +7,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from search_space.files import file_digest
 from search_space.hybrid import HybridSpace
 from search_space.objectives import (ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, MEASURED_RANGES, Constraint, Objective,
                                      parse_objectives, unit_of_column)
+from search_space.protocol import SearchSpace
 from search_space.tabular import TabularSpace
 
 log = logging.getLogger("hynas.search")
@@ -376,7 +377,8 @@ def _profile_of(objective: str, profiles: dict, source: str):
     return profiles[name]
 
 
-def true_front(space, objectives, constraints) -> list[dict[str, float]] | None:
+def true_front(space: SearchSpace, objectives: Sequence[Objective],
+               constraints: Sequence[Constraint]) -> list[dict[str, float]] | None:
     """The rows of a tabular space's exact front (of its feasible rows), else None."""
     if not isinstance(space, TabularSpace):
         return None

@@ -222,3 +222,16 @@ def test_address_auto_without_a_cluster_makes_no_run_folder(tmp_path, capsys, mo
     code, err = run_cli(argv, capsys)
     assert code == 2 and len(err) == 1 and "--address auto (" in err[0] and "no Ray cluster answers there" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_join_says_how_to_give_the_heads_token(monkeypatch):
+    """Ray 2.60 sends its token to `auto` alone; before session 32 a token-protected head given as IP:port was only
+    'Failed to connect to Ray cluster' (checked by hand against `ray start --head`: the hint, then a search once
+    RAY_AUTH_MODE=token was set)."""
+    from search_engine.runners.ray_runner import _token_hint
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN" in _token_hint("10.1.2.3:6379")
+    assert _token_hint("auto") == "" and _token_hint(None) == ""  # Ray finds the token there itself
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert _token_hint("10.1.2.3:6379") == ""  # given: the refusal has another cause

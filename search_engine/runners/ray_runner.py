@@ -143,6 +143,16 @@ def _init_ray(address: str | None, workers: int) -> None:
         raise ConfigError(f"--address {address}: cannot join the Ray cluster ({err}){_token_hint(address)}") from None
 
 
+def _token_hint(address: str | None) -> str:
+    """Since Ray 2.59 a head started where a token exists (``~/.ray/auth_token``, made by any local ``ray.init``)
+    requires it, and Ray sends it to an explicit address only when told to: its refusal reads only as
+    'Failed to connect'."""
+    if not address or address == "auto" or os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return ""
+    return ("; if its head requires a token (Ray's default since 2.59), set RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN to what `ray get-auth-token` prints there")
+
+
 def node_addresses(address: str | None) -> list[str]:
     """The IP addresses a hardware profile's ``node`` may name: those of the live nodes of the cluster at
     ``address`` (joined here; the runner reuses the connection), or this host's, where a local instance starts."""
