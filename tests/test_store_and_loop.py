@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import search
-from results.store import ResultsStore, StoreError
+from results.store import ResultsStore
 from search_engine.evaluators import EVALUATORS
 from search_engine.loop import Budget, run_search
 from search_engine.runners import RUNNERS
