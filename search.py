@@ -311,7 +311,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = _search_config(args)
     job = build_job(config)  # validate everything before touching the run folder
     run_path = run_folder_path(config, args.out)
-    with inputs_checked(job, config, run_path, storage=args.storage):
+    with inputs_checked(job, config, run_path, storage=args.storage, force=args.force):
         _check_cluster(config.search.address, config)
         supernet = [config.checkpoint_path(run_path)] if loads_supernet(job, config) else []
         with open_run(config, args.out, args.resume, args.force, supernet) as run_dir:
@@ -415,7 +415,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(_config_file(args), _search_overrides(args))
     job = build_run_job(config)  # validate everything before touching the run folder, the data set too
-    with inputs_checked(job, config, run_folder_path(config, args.out), trains=True, storage=args.storage) as data:
+    with inputs_checked(job, config, run_folder_path(config, args.out), trains=True, storage=args.storage,
+                        force=args.force) as data:
         _refuse_other_training(config, job.space, args, data)
         _check_cluster(config.search.address, config)
         with open_run(config, args.out, args.resume, args.force) as run_dir:

@@ -146,10 +146,30 @@ def refuse_another_supernet(study_name: str, recorded: str, now: str) -> None:
                           "these; search into another --out, or --force to start over")
 
 
-def recorded_supernet(url: str, study_name: str) -> str | None:
-    """The supernet digest a stored study records; None where there is no such study (nothing is created)."""
+TABLE = "table"  # the study's user attribute: the digest of the benchmark table's columns it searched
+
+
+@dataclass(frozen=True)
+class SearchedTable:
+    """The benchmark table a study measures: its file, and the digest of the columns searched (``Table.digest``)."""
+
+    source: str
+    digest: str
+
+
+def refuse_another_table(study_name: str, recorded: str, now: str, source: str) -> None:
+    """One line when a study measured other values of a benchmark table than the table now holds."""
+    if recorded != now:
+        raise ConfigError(f"{source}: study {study_name!r} measured other values of the columns it searches (digest "
+                          f"{recorded}, now {now}): the table changed since, and its results would mix with these; "
+                          "restore the table, search into another --out, or --force to start over")
+
+
+def recorded_identity(url: str, study_name: str, key: str) -> str | None:
+    """What a stored study records under ``key`` (``SUPERNET``, ``TABLE``); None where there is no such study or
+    it records none (nothing is created)."""
     try:
-        return optuna.load_study(study_name=study_name, storage=open_storage(url)).user_attrs.get(SUPERNET)
+        return optuna.load_study(study_name=study_name, storage=open_storage(url)).user_attrs.get(key)
     except KeyError:  # no study of that name
         return None
 
@@ -185,12 +205,13 @@ class ResultsStore:
     """Measured archs of one search, in an Optuna study."""
 
     def __init__(self, storage_url: str, study_name: str, objectives: Sequence[Objective], space_name: str,
-                 genes: Mapping[str, Sequence], supernet: str | None = None,
+                 genes: Mapping[str, Sequence], supernet: str | None = None, table: SearchedTable | None = None,
                  heartbeat_seconds: int = HEARTBEAT_SECONDS) -> None:
         """``genes``: a trial's parameters, the space's gene names with their choices (a gene's value is the index
         of its choice). Archs are read back from their strings, so a study whose parameters were named otherwise
         (``g0``, ``g1``, ... before session 28) or held choice indexes (before session 29) still resumes.
-        ``supernet``: the digest of the checkpoint whose subnets are measured (``file_digest``), None for a table."""
+        ``supernet``: the digest of the checkpoint whose subnets are measured (``file_digest``), None for a table;
+        ``table``: the benchmark table whose objective (and constraint) columns are measured, None for a supernet."""
         self.objectives = tuple(objectives)
         self.url = storage_url
         self.heartbeat_seconds = heartbeat_seconds
@@ -198,7 +219,7 @@ class ResultsStore:
         self.study = optuna.create_study(
             storage=self.storage, study_name=study_name, load_if_exists=True,
             directions=["minimize" if o.direction == "min" else "maximize" for o in self.objectives])
-        self._check_or_set_identity(space_name, supernet)
+        self._check_or_set_identity(space_name, supernet, table)
         self._distributions = self._parameter_distributions(genes)
         self.driver = driver_id()
         self._claims: dict[int, int] = {}  # this store's claims in flight (number: trial id), whose heartbeats it sends
@@ -248,10 +269,11 @@ class ResultsStore:
             return {name: IntDistribution(0, len(choices) - 1) for name, choices in genes.items()}
         return {name: CategoricalDistribution(tuple(choices)) for name, choices in genes.items()}
 
-    def _check_or_set_identity(self, space_name: str, supernet: str | None) -> None:
-        """What the study's measurements are of: the same space, objectives and supernet each time it is opened.
-        A study that lacks a key (a new one, or one written before the key was recorded) gets it now."""
-        wanted = {"space": space_name, "objectives": [str(o) for o in self.objectives], SUPERNET: supernet}
+    def _check_or_set_identity(self, space_name: str, supernet: str | None, table: SearchedTable | None) -> None:
+        """What the study's measurements are of: the same space, objectives and supernet (or table values) each time
+        it is opened. A study that lacks a key (a new one, or one written before the key was recorded) gets it now."""
+        wanted = {"space": space_name, "objectives": [str(o) for o in self.objectives], SUPERNET: supernet,
+                  TABLE: table.digest if table else None}
         attrs = self.study.user_attrs
         if "objectives" not in attrs:
             with _experimental_optuna():
@@ -263,6 +285,8 @@ class ResultsStore:
                 self.study.set_user_attr(key, value)
             elif key == SUPERNET:
                 refuse_another_supernet(self.study.study_name, attrs[key], value)
+            elif key == TABLE:
+                refuse_another_table(self.study.study_name, attrs[key], value, table.source)
             elif attrs[key] != value:
                 raise ConfigError(f"study {self.study.study_name!r} holds a search with {key} {attrs[key]}, "
                                   f"not {value}; use another --out or --storage, or --force to start over")

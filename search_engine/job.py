@@ -16,7 +16,8 @@ import numpy as np
 from predictors import PREDICTORS
 from predictors.lut import LatencyTable
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form
-from results.store import Record, ResultsStore, open_storage, recorded_supernet, refuse_another_supernet
+from results.store import (SUPERNET, TABLE, Record, ResultsStore, SearchedTable, open_storage, recorded_identity,
+                           refuse_another_supernet, refuse_another_table)
 from results.tables import write_tables
 from results.urls import hide_password
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
@@ -295,12 +296,34 @@ def searched_supernet(job: SearchJob, config: ExperimentConfig, run_dir: Path) -
     return file_digest(path) if loads_supernet(job, config) and path.is_file() else None
 
 
+def searched_table(job: SearchJob) -> SearchedTable | None:
+    """The benchmark table whose columns the job measures (objectives and constraints); None for a supernet."""
+    space = job.space
+    if not isinstance(space, TabularSpace):
+        return None
+    names = [o.name for o in job.objectives] + [c.name for c in job.constraints]
+    return SearchedTable(space.table.source, space.table.digest(names))
+
+
 def study_supernet(run_dir: Path, study_name: str, storage: str | None = None) -> str | None:
     """The supernet digest the run's study records: in ``storage``, else in the run folder's own study; None where
     there is no such study or it records none. Creates nothing."""
+    return _study_identity(run_dir, study_name, storage, SUPERNET)
+
+
+def _study_identity(run_dir: Path, study_name: str, storage: str | None, key: str) -> str | None:
     if storage is None and not (run_dir / STUDY_FILE).is_file():
         return None
-    return recorded_supernet(storage or folder_storage(run_dir), study_name)
+    return recorded_identity(storage or folder_storage(run_dir), study_name, key)
+
+
+def _refuse_another_table(job: SearchJob, config: ExperimentConfig, run_dir: Path, storage: str | None) -> None:
+    """Before the run folder is touched: a resumed study that measured other values of its table (edited since)
+    is one line; before session 32 the old values mixed with the new."""
+    table = searched_table(job)
+    recorded = _study_identity(run_dir, config.name, storage, TABLE) if table is not None else None
+    if recorded is not None:
+        refuse_another_table(config.name, recorded, table.digest, table.source)
 
 
 def _refuse_another_supernet(job: SearchJob, config: ExperimentConfig, run_dir: Path, storage: str | None) -> None:
@@ -335,18 +358,24 @@ def check_latency_node(config: ExperimentConfig) -> None:
 
 @contextlib.contextmanager
 def inputs_checked(job: SearchJob, config: ExperimentConfig, run_dir: Path, trains: bool = False,
-                   storage: str | None = None) -> Iterator:
+                   storage: str | None = None, force: bool = False) -> Iterator:
     """Read the data set and the supernet checkpoint a search (``trains``: a run that trains the supernet first)
     will load, before it touches its run folder, and yield the data set (None where this process needs none). A wrong
     data path, a folder without a trained supernet, a supernet trained on other images, or a study (in ``storage``,
-    default the run folder's) of another supernet is one line and leaves no half-made or changed run folder behind.
+    default the run folder's) of another supernet or of other values of its table is one line and leaves no
+    half-made or changed run folder behind.
+    ``force``: the run folder will be emptied, its own study with it, so what that study measured is no obstacle.
     Within the block the evaluators reuse the data set read here (``supernet.data.loading_once``)."""
     if storage is not None:
         open_storage(storage)  # a bad URL or an unreachable server: one line, before anything else
+    study_kept = not force or storage is not None  # --force empties the folder, not another storage
+    if study_kept:
+        _refuse_another_table(job, config, run_dir, storage)
     if not loads_supernet(job, config, trains):
         yield None  # a table, or costs only: nothing to read, and no torch to import
         return
-    _refuse_another_supernet(job, config, run_dir, storage)
+    if study_kept:
+        _refuse_another_supernet(job, config, run_dir, storage)
     from supernet.data import load_dataset, loading_once
     from supernet.trained import checked_data
 
@@ -413,7 +442,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     ensure_run_folder(run_dir, config)
     url = storage or folder_storage(run_dir)
     store = ResultsStore(url, config.name, job.objectives, job.space.name, job.space.genes(),
-                         searched_supernet(job, config, run_dir))
+                         searched_supernet(job, config, run_dir), searched_table(job))
     strategy = make_strategy(job, config, run_dir)
     profiles = [load_hardware(name) for name in config.hardware]
     node = next((p.node for p in profiles if p.node and p.lut is None), None)

@@ -11,8 +11,10 @@ numeric column but the row key ``index`` (NB201's cell number) can be an objecti
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -113,6 +115,22 @@ class Table:
     def values(self, arch: CellArch) -> dict[str, float]:
         row = self.row_of[arch]
         return {name: float(col[row]) for name, col in self.columns.items()}
+
+    def digest(self, names: Sequence[str]) -> str:
+        """A digest of each cell's values in the columns ``names``: what a search of those columns measures. The
+        row order, the file's path and the other columns (another device's, added later) do not enter it."""
+        digest = hashlib.blake2b(digest_size=8)
+        order, texts = self._rows_by_arch
+        for name in sorted(set(names)):
+            column = self.columns[name].tolist()
+            digest.update(f"[{name}]".encode())
+            digest.update("\n".join(f"{texts[i]}={column[i]!r}" for i in order).encode())
+        return digest.hexdigest()
+
+    @cached_property
+    def _rows_by_arch(self) -> tuple[list[int], list[str]]:
+        texts = [a.to_str() for a in self.archs]
+        return sorted(range(len(texts)), key=texts.__getitem__), texts
 
 
 # Columns that name a row rather than measure it: offering NB201's cell number as an objective invites nonsense.

@@ -380,6 +380,11 @@ def test_a_study_of_another_supernet_is_not_resumed(pipeline_run, tmp_path, caps
         code, err = run_cli([command, str(copy), "--trial", "0", "-q"], capsys)
         assert code == 2 and len(err) == 1 and "its measurements are of another supernet" in err[0], err
     assert _snapshot(copy) == before
+    # what the line offers: --force starts over on the new supernet (before session 32 it was refused the same)
+    code, err = run_cli(["search", "--config", str(copy / "config.yaml"), "--out", str(copy), "--force", "--budget",
+                         "4", "-q"], capsys)
+    assert code == 0, err
+    assert len((copy / "measured.csv").read_text().splitlines()) == 5
 
 
 def test_a_search_in_a_run_folder_says_the_report_describes_the_front_before_it(pipeline_run, tmp_path, capsys):

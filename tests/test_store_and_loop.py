@@ -357,6 +357,30 @@ def test_a_storage_that_fails_mid_search_is_one_line_and_keeps_what_it_recorded(
     assert len(outcome.records) == 30 and len({r.arch for r in outcome.records}) == 30
 
 
+def test_a_study_of_other_table_values_is_not_resumed(tmp_path, capsys):
+    """Before session 32 a table edited between two commands of one search mixed its old values with its new."""
+    lines = NB201_CSV.read_text().splitlines()
+    table, out = tmp_path / "mine.csv", tmp_path / "run"
+    table.write_text("\n".join(lines) + "\n")
+    argv = ["search", "--space", "nb201", "--table", str(table), "--objectives", "test_acc:max,latency_raspi4_ms:min",
+            "--strategy", "random", "--out", str(out), "-q"]
+    assert search.main(argv + ["--budget", "5"]) == 0
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("latency_eyeriss_ms")] = "99"  # a column this search does not read: no obstacle
+    table.write_text("\n".join([lines[0], ",".join(row)] + lines[2:]) + "\n")
+    assert search.main(["search", "--out", str(out), "--resume", "--budget", "6", "-q"]) == 0
+    row[header.index("test_acc")] = "99"  # one it reads
+    table.write_text("\n".join([lines[0], ",".join(row)] + lines[2:]) + "\n")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    code, err = run_cli(["search", "--out", str(out), "--resume", "--budget", "7", "-q"], capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"hynas search: error: {table}: study ") and \
+        "measured other values of the columns it searches" in err[0], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert search.main(argv + ["--budget", "5", "--force"]) == 0  # starting over measures the table as it is
+
+
 def test_a_table_column_with_a_gap_is_refused_in_one_line_when_searched(tmp_path, capsys):
     lines = NB201_CSV.read_text().splitlines()[:60]
     lines[4] = lines[4].rsplit(",", 1)[0] + ","  # line 5 of the file: its last column (Eyeriss latency) left empty
