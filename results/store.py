@@ -228,11 +228,15 @@ class ResultsStore:
         self._beating: threading.Thread | None = None
 
     # -- heartbeats ------------------------------------------------------------------
+    def in_flight(self) -> list[int]:
+        """This store's claims neither measured nor failed yet: what a driver that stops early withdraws."""
+        with self._claims_lock:
+            return sorted(self._claims)
+
     def _beat(self, number: int, trial_id: int) -> None:
         """Record a heartbeat of this store's claim ``number`` now, and keep sending them until it is settled."""
         self.storage.record_heartbeat(trial_id)
         with self._claims_lock:
-            self._claims[number] = trial_id
             if self._beating is None:  # the thread runs while claims are in flight
                 self._beating = threading.Thread(target=self._keep_beating, name="hynas-heartbeat", daemon=True)
                 self._beating.start()
@@ -305,6 +309,8 @@ class ResultsStore:
         study_id = self.storage.get_study_id_from_name(self.study.study_name)
         trial_id = self.storage.create_new_trial(study_id, template_trial=template)
         number = self.storage.get_trial_number_from_id(trial_id)
+        with self._claims_lock:  # at once: a driver stopped from here on withdraws it (``in_flight``)
+            self._claims[number] = trial_id
         live = [t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE)) if t.number <= number]
         duplicate = any(t.user_attrs.get(ATTR_ARCH) == arch_str and t.number < number for t in live)
         if duplicate or len(live) > budget:

@@ -61,11 +61,12 @@ def _hv(records: Sequence[Record], objectives: Sequence[Objective], constraints:
     return hypervolume(to_min_form([r.values for r in front], objectives), reference)
 
 
-def _withdraw(store: ResultsStore, numbers: set[int]) -> None:
-    """A driver that stops early (Ctrl-C, an error) fails the claims it did not measure, so that they neither
-    count against the budget of other drivers sharing the study nor show as running in it. Best effort: the
-    error that stopped the driver may be the store's own."""
-    for number in sorted(numbers):
+def _withdraw(store: ResultsStore) -> None:
+    """A driver that stops early (Ctrl-C, SIGTERM, an error) fails the claims it did not measure, so that they
+    neither count against the budget of other drivers sharing the study nor show as running in it: those of the
+    batch in flight, and those of a batch it was still claiming (before session 32 an interrupt there left them
+    running). Best effort: the error that stopped the driver may be the store's own."""
+    for number in store.in_flight():
         try:
             store.withdraw(number)
         except Exception as err:  # noqa: BLE001 - the original error is the one to report
@@ -99,7 +100,6 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
     if records:
         log.info("resuming: %d archs already measured", len(records))
     stopped_by, failures_in_row, failures = "budget", 0, 0
-    in_flight: set[int] = set()  # this driver's claims not yet measured
     bar = tqdm(total=budget.archs, initial=min(len(records), budget.archs), desc="search", unit="arch",
                disable=not progress, dynamic_ncols=True)
     try:
@@ -113,10 +113,8 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
                 break
             claims = {a: store.claim(space.describe(a), space.encode(a), budget.archs) for a in archs}
             mine = [a for a in archs if claims[a] is not None]
-            in_flight = {claims[a] for a in mine}
             results: dict[Any, Metrics | None] = {}
             for arch, outcome in runner.submit(mine):
-                in_flight.discard(claims[arch])
                 if isinstance(outcome, Metrics):
                     store.complete(claims[arch], outcome)
                     results[arch], failures_in_row = outcome, 0
@@ -139,7 +137,7 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
             if after_batch is not None:
                 after_batch(records)
     except BaseException:
-        _withdraw(store, in_flight)
+        _withdraw(store)
         raise
     finally:
         bar.close()

@@ -52,6 +52,41 @@ def test_claims_block_duplicates_and_the_budget(nb201_space, tmp_path):
     assert list(store.study.trials[first].params)[:2] == ["node1~0", "node2~0"]
 
 
+@pytest.mark.parametrize("method, at, measured", [
+    ("claim", 13, 10),  # the 3rd claim of the 2nd batch, its trial just created: before session 32 left running
+    ("complete", 12, 11),  # a measured arch not yet recorded: before, dropped from the claims to withdraw
+])
+def test_a_driver_stopped_anywhere_withdraws_every_claim_it_holds(nb201_space, tmp_path, method, at, measured):
+    import optuna
+
+    class Stopping(ResultsStore):
+        calls = 0
+
+        def claim(self, *args, **kwargs):
+            number = super().claim(*args, **kwargs)
+            return self._stop_at("claim", number)
+
+        def complete(self, number, metrics):
+            self._stop_at("complete", None)
+            super().complete(number, metrics)
+
+        def _stop_at(self, name, passed):
+            if name == method:
+                Stopping.calls += 1
+                if Stopping.calls == at:
+                    raise KeyboardInterrupt  # as Ctrl-C or SIGTERM (the CLI's Terminated) does there
+            return passed
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    store = Stopping(url, "s", OBJ, nb201_space.name, nb201_space.genes())
+    with pytest.raises(KeyboardInterrupt):
+        _run(nb201_space, store, seed=0, budget=30)
+    states = [t.state for t in optuna.load_study(study_name="s", storage=url).trials]
+    assert optuna.trial.TrialState.RUNNING not in states and states.count(optuna.trial.TrialState.COMPLETE) == measured
+    resumed = _run(nb201_space, _store(nb201_space, url), seed=0, budget=30)
+    assert len(resumed.records) == 30
+
+
 def test_a_hybrid_space_names_every_gene_with_its_choices(mnist_space):
     genes = mnist_space.genes()
     assert [len(choices) - 1 for choices in genes.values()] == mnist_space.bounds()[1].tolist()
