@@ -138,12 +138,21 @@ def open_storage(url: str, heartbeat_seconds: int | None = None) -> optuna.stora
 SUPERNET = "supernet"  # the study's user attribute: the digest of the checkpoint its subnets were measured on
 
 
-def refuse_another_supernet(study_name: str, recorded: str, now: str) -> None:
+FOLDER_REMEDY = "search into another --out, or --force to start over"
+
+
+def shared_study_remedy(study_name: str) -> str:
+    """What to do about a study kept in a ``--storage`` of its own, which ``--force`` (emptying the run folder) leaves
+    alone."""
+    return f"give the search another name (--set name=...), or delete study {study_name!r} from that storage"
+
+
+def refuse_another_supernet(study_name: str, recorded: str, now: str, remedy: str = FOLDER_REMEDY) -> None:
     """One line when a study's subnets were measured on another supernet than the one about to be measured."""
     if recorded != now:
         raise ConfigError(f"study {study_name!r} measured the subnets of another supernet (checkpoint digest "
                           f"{recorded}, now {now}): the checkpoint changed since, and its results would mix with "
-                          "these; search into another --out, or --force to start over")
+                          f"these; {remedy}")
 
 
 TABLE = "table"  # the study's user attribute: the digest of the benchmark table's columns it searched
@@ -157,12 +166,12 @@ class SearchedTable:
     digest: str
 
 
-def refuse_another_table(study_name: str, recorded: str, now: str, source: str) -> None:
+def refuse_another_table(study_name: str, recorded: str, now: str, source: str, remedy: str = FOLDER_REMEDY) -> None:
     """One line when a study measured other values of a benchmark table than the table now holds."""
     if recorded != now:
         raise ConfigError(f"{source}: study {study_name!r} measured other values of the columns it searches (digest "
                           f"{recorded}, now {now}): the table changed since, and its results would mix with these; "
-                          "restore the table, search into another --out, or --force to start over")
+                          f"restore the table, or {remedy}")
 
 
 def recorded_identity(url: str, study_name: str, key: str) -> str | None:

@@ -16,8 +16,8 @@ import numpy as np
 from predictors import PREDICTORS
 from predictors.lut import LatencyTable
 from results.pareto import hypervolume, pareto_mask, reference_from, to_min_form
-from results.store import (SUPERNET, TABLE, Record, ResultsStore, SearchedTable, open_storage, recorded_identity,
-                           refuse_another_supernet, refuse_another_table)
+from results.store import (FOLDER_REMEDY, SUPERNET, TABLE, Record, ResultsStore, SearchedTable, open_storage,
+                           recorded_identity, refuse_another_supernet, refuse_another_table, shared_study_remedy)
 from results.tables import write_tables
 from results.urls import hide_password
 from search_engine.evaluators import EVALUATORS, CompositeEvaluator
@@ -323,7 +323,7 @@ def _refuse_another_table(job: SearchJob, config: ExperimentConfig, run_dir: Pat
     table = searched_table(job)
     recorded = _study_identity(run_dir, config.name, storage, TABLE) if table is not None else None
     if recorded is not None:
-        refuse_another_table(config.name, recorded, table.digest, table.source)
+        refuse_another_table(config.name, recorded, table.digest, table.source, _remedy(config, storage))
 
 
 def _refuse_another_supernet(job: SearchJob, config: ExperimentConfig, run_dir: Path, storage: str | None) -> None:
@@ -332,7 +332,12 @@ def _refuse_another_supernet(job: SearchJob, config: ExperimentConfig, run_dir: 
     digest = searched_supernet(job, config, run_dir)
     recorded = study_supernet(run_dir, config.name, storage) if digest is not None else None
     if recorded is not None:
-        refuse_another_supernet(config.name, recorded, digest)
+        refuse_another_supernet(config.name, recorded, digest, _remedy(config, storage))
+
+
+def _remedy(config: ExperimentConfig, storage: str | None) -> str:
+    """How to start over when a run's study measured something else: --force empties the folder, not a storage."""
+    return FOLDER_REMEDY if storage is None else shared_study_remedy(config.name)
 
 
 def check_latency_node(config: ExperimentConfig) -> None:

@@ -414,6 +414,13 @@ def test_a_study_of_other_table_values_is_not_resumed(tmp_path, capsys):
         "measured other values of the columns it searches" in err[0], err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert search.main(argv + ["--budget", "5", "--force"]) == 0  # starting over measures the table as it is
+    # a study in a storage of its own: --force empties the folder, not that storage, so the line says what will do
+    shared = ["--storage", f"sqlite:///{tmp_path / 'shared.db'}", "--budget", "5"]
+    assert search.main(argv + shared + ["--force"]) == 0
+    table.write_text("\n".join(lines) + "\n")
+    code, err = run_cli(argv + shared + ["--force"], capsys)
+    assert code == 2 and err[0].endswith("restore the table, or give the search another name (--set name=...), or "
+                                         "delete study 'nb201-random-s0' from that storage"), err
 
 
 def test_a_table_column_with_a_gap_is_refused_in_one_line_when_searched(tmp_path, capsys):
