@@ -653,6 +653,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    command = args.command_parser.prog  # `hynas space info`, as argparse's own errors name it
     try:
         code = args.handler(args)
         sys.stdout.flush()  # so that a reader gone early (`hynas ... | head`) shows here, not at interpreter exit
@@ -660,7 +661,7 @@ def _run_command(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return reader_gone()
     except HynasError as err:
-        print(f"hynas {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:
         # A path the system refuses (--out under a file, no permission, disk full): the user's to fix, and the
@@ -668,13 +669,13 @@ def _run_command(args: argparse.Namespace) -> int:
         if getattr(args, "verbose", 0):
             raise
         where = f"{err.filename}: " if err.filename else ""
-        print(f"hynas {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"{command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as stop:
         # finetune starts from the supernet each time, so it has no --resume (nor have plot and space info)
         hint = "continue with --resume" if hasattr(args, "resume") else "nothing of it was kept; run it again"
         terminated = isinstance(stop, Terminated)
-        print(f"hynas {args.command}: {'terminated' if terminated else 'interrupted'}; {hint}", file=sys.stderr)
+        print(f"{command}: {'terminated' if terminated else 'interrupted'}; {hint}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)  # as the shell reports a signal's exit
 
 

@@ -91,6 +91,12 @@ def test_bad_input_is_one_line_exit_2(capsys, argv):
     assert len(err) == 1 and "error" in err[0]
 
 
+def test_a_nested_commands_error_is_named_as_argparse_names_it(capsys):
+    code, err = run_cli(["space", "info", "nosuch"], capsys)  # before session 32: "hynas space: error: ..."
+    assert code == 2 and err == ["hynas space info: error: nosuch: space file not found; give a YAML path or a preset: "
+                                 "cifar_hybrid, mnist_hybrid"]
+
+
 @pytest.mark.parametrize("argv, says", [
     (["search", "--budjet", "5"], "hynas search: error: unrecognized arguments: --budjet 5; did you mean --budget? "
                                   "(see hynas search --help)"),
