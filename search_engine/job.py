@@ -346,14 +346,14 @@ def check_latency_node(config: ExperimentConfig) -> None:
     if config.search.runner != "ray":
         return
     for name in config.hardware:
-        profile = load_hardware(name)
-        if profile.node and profile.lut is None:
+        node = load_hardware(name).timing_node
+        if node:
             from search_engine.runners.ray_runner import node_addresses
 
             nodes = node_addresses(config.search.address)
-            if profile.node in nodes:
+            if node in nodes:
                 continue
-            where = f"{resolve_path(name, 'hardware')}: node: {profile.node}"
+            where = f"{resolve_path(name, 'hardware')}: node: {node}"
             if config.search.address:
                 raise ConfigError(f"{where} is no live node of the Ray cluster at {config.search.address} (its nodes: "
                                   f"{', '.join(nodes)}); name one of those, or drop `node:`")
@@ -450,7 +450,7 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
                          searched_supernet(job, config, run_dir), searched_table(job))
     strategy = make_strategy(job, config, run_dir)
     profiles = [load_hardware(name) for name in config.hardware]
-    node = next((p.node for p in profiles if p.node and p.lut is None), None)
+    node = next((p.timing_node for p in profiles if p.timing_node), None)
     threads = max((p.threads for p in profiles), default=1)
     runner = RUNNERS.get(config.search.runner)(EvaluatorRecipe(config, run_dir), workers=config.search.workers,
                                                address=config.search.address, threads=threads, node=node)

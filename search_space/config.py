@@ -124,6 +124,11 @@ class HardwareProfile:
         _require(self, {**_positive(self, "threads", "batch_size", "rounds", "round_ms", "calibration_images"),
                        "warmup": (self.warmup >= 0, ">= 0")})
 
+    @property
+    def timing_node(self) -> str | None:
+        """The node whose clock times this profile's latency: ``node``, unless a lookup table predicts it."""
+        return self.node if self.lut is None else None
+
     def runs_int8(self, weight_bits: int, act_bits: int) -> bool:
         """Whether a layer at these bit-widths executes in int8 on this profile's backend."""
         return self.backend == "onnxruntime" and self.int8 and weight_bits <= 8 and act_bits <= 8
