@@ -97,7 +97,10 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
         return records
 
     records = sync()
-    if records:
+    if len(records) >= budget.archs:  # a --resume with a budget at or below what was measured
+        log.info("resuming: %d archs already measured, the budget of %d is spent; a larger --budget measures more",
+                 len(records), budget.archs)
+    elif records:
         log.info("resuming: %d archs already measured", len(records))
     stopped_by, failures_in_row, failures = "budget", 0, 0
     bar = tqdm(total=budget.archs, initial=min(len(records), budget.archs), desc="search", unit="arch",

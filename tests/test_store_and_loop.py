@@ -182,6 +182,11 @@ def test_resume_keeps_the_first_k_and_ends_at_the_budget(tmp_path, capsys):
     assert [r["arch"] for r in final[:15]] == [r["arch"] for r in first]
     pareto = list(csv.DictReader((out / "pareto.csv").open()))
     assert 0 < len(pareto) <= 25 and (out / "hynas.log").stat().st_size > 0
+    # a budget below what was measured measures nothing, and the log says why (before session 33 only
+    # "resuming: 25 archs already measured", then "stopped by budget")
+    assert search.main(base + ["--budget", "20", "--resume"]) == 0
+    assert len(list(csv.DictReader((out / "measured.csv").open()))) == 25
+    assert "25 archs already measured, the budget of 20 is spent" in (out / "hynas.log").read_text()
 
 
 def test_tabular_search_reports_the_ratio_to_the_true_front(tmp_path, capsys):
