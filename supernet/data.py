@@ -295,13 +295,16 @@ def _read_dataset(config: DataConfig, input_spec: InputSpec, seed: int) -> Datas
         log.info("%s has %d classes, the space's classifier %d outputs (input.classes); a space with input.classes: "
                  "%d has a smaller head and no outputs that never fire", named, len(data.classes), input_spec.classes,
                  len(data.classes))
-    if config.limit is not None and config.limit < len(data.labels):
+    limited = config.limit is not None and config.limit < len(data.labels)
+    if limited:
         data = data.subset(_stratified_subset(data.labels, config.limit, seed))
     train, val, test = _split(data, config, seed)
     for name, split, field in (("validation", val, "val_fraction"), ("test", test, "test_fraction")):
         if not len(split):  # every score divides by the split's size
-            raise DataError(f"{named}: {len(data.labels)} images leave the {name} split empty "
-                            f"({getattr(config, field):g} of each class rounds to 0); add images or raise data.{field}")
+            images, more = ((f"data.limit {config.limit} keeps {len(data.labels)} images, which", "raise data.limit")
+                            if limited else (f"{len(data.labels)} images", "add images"))
+            raise DataError(f"{named}: {images} leave the {name} split empty ({getattr(config, field):g} of each "
+                            f"class rounds to 0); {more} or data.{field}")
     preprocessing = _preprocessing(data.images, train, data.classes)
     x, y = torch.from_numpy(preprocessing(data.images)), torch.as_tensor(data.labels)
     return Dataset(config.dataset, Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test]),

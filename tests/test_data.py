@@ -149,6 +149,14 @@ def test_a_data_set_too_small_for_its_validation_split_is_a_data_error_naming_th
     assert (len(data.train), len(data.val), len(data.test)) == (2, 2, 2)
 
 
+def test_a_limit_too_small_for_the_validation_split_names_the_limit():
+    # the MNIST digits cut to 25 keep at least 2 of each class: 20 images (before session 33 the line gave the 20
+    # alone, not the data.limit of 25 the user had set)
+    with pytest.raises(DataError, match=r"data.limit 25 keeps 20 images, which leave the validation split empty "
+                                        r".*; raise data.limit or data.val_fraction"):
+        load_dataset(DataConfig(dataset="mnist5k", limit=25), InputSpec(1, 28, 10), seed=0)
+
+
 def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path):
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()
