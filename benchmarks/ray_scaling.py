@@ -53,10 +53,11 @@ def main() -> None:
     recipe = EvaluatorRecipe(config, a.run)
     space = load_space(config.space)
     rng = np.random.default_rng(a.seed)
-    rows = []
-    for name, workers in (("local", 1), ("ray", 1), ("ray", 2)):
-        archs = [space.sample(rng) for _ in range(a.archs)]  # fresh archs: no evaluator cache helps
-        rows.append((name, workers, *throughput(name, recipe, archs, workers)))
+    # The same archs for every configuration: each runner builds its own evaluators, so no cache carries over, and
+    # fresh archs per configuration made the ratios differ by which subnets (large or small) each one drew.
+    archs = [space.sample(rng) for _ in range(a.archs)]
+    rows = [(name, workers, *throughput(name, recipe, archs, workers))
+            for name, workers in (("local", 1), ("ray", 1), ("ray", 2))]
     ray.shutdown()
     local = rows[0][2]
     print(f"{a.archs} archs per configuration, {config.space}, objectives {', '.join(config.search.objectives)}, "
