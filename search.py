@@ -483,9 +483,9 @@ def _table_front(runs: Sequence[FinishedRun]) -> Series | None:
     return None if rows is None else Series("the table's true front", rows)
 
 
-def _export_target(args: argparse.Namespace, device: str | None = None):
+def _chosen_subnet(args: argparse.Namespace):
+    """The finished run and the subnet ``--trial``, ``--arch`` or ``--pick`` chooses in it."""
     from search_engine.deploy import open_finished_run, pick_subnet, refuse_stale_measurements
-    from supernet.trained import load_trained
 
     run = open_finished_run(args.run, need_records=False)
     refuse_stale_measurements(run)
@@ -493,21 +493,32 @@ def _export_target(args: argparse.Namespace, device: str | None = None):
         raise HynasError(f"{run.folder}: nothing measured to choose from (no measured.csv with results); search it "
                          f"first (`hynas search --out {shlex.quote(str(run.folder))} --resume`), or name a subnet "
                          "with --arch")
-    space = load_space(run.config.space)
-    chosen = pick_subnet(run, space, args.trial, args.arch, args.pick)
-    return run, chosen, load_trained(run.config, run.checkpoint, device)
+    return run, pick_subnet(run, load_space(run.config.space), args.trial, args.arch, args.pick)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from search_engine.deploy import export_pick
+    from search_engine.deploy import export_pick, weights_of
     from search_engine.run_folder import prepare_run_folder
+    from search_space.files import file_digest
+    from supernet.export import finished_export
+    from supernet.trained import load_trained
 
-    run, chosen, trained = _export_target(args, "cpu")  # cheap on a CPU, so a run trained on a GPU exports anywhere
-    out = prepare_run_folder(Path(args.out) if args.out else run.folder / "export" / chosen.label, args.resume,
-                             args.force, reads=[run.folder], what="export folder")
-    result = export_pick(run, trained, chosen, out)
-    print(f"exported {chosen.arch} to {out}: accuracy of the exported model validation "
-          f"{result.accuracy['validation']:.2f} %, test {result.accuracy['test']:.2f} %")
+    run, chosen = _chosen_subnet(args)
+    out = Path(args.out) if args.out else run.folder / "export" / chosen.label
+    # `hynas run` exports the front's best few, and exporting one of them again from the same weights is done
+    # already (before session 33 the help's own example, run right after `make demo`, said "export folder exists")
+    weights = file_digest(weights_of(run, chosen))
+    result = None if args.force or args.resume else finished_export(out, chosen.arch, weights)
+    if result:
+        print(f"{out} holds this export already (the same arch and weights; --force exports it again): accuracy of "
+              f"the exported model validation {result.accuracy['validation']:.2f} %, test "
+              f"{result.accuracy['test']:.2f} %")
+    else:
+        trained = load_trained(run.config, run.checkpoint, "cpu")  # cheap on a CPU: a GPU's run exports anywhere
+        out = prepare_run_folder(out, args.resume, args.force, reads=[run.folder], what="export folder")
+        result = export_pick(run, trained, chosen, out)
+        print(f"exported {chosen.arch} to {out}: accuracy of the exported model validation "
+              f"{result.accuracy['validation']:.2f} %, test {result.accuracy['test']:.2f} %")
     for name, value in result.checks.items():
         print(f"  {name:17s} " + (f"max abs logit difference {value:.1e}" if name != "model_int8.onnx" else
                                    f"top-1 agreement {100 * value:.1f} % where the supernet decides clearly"
@@ -519,8 +530,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from search_engine.deploy import finetuned_checkpoint
     from supernet.finetune import finetune_subnet
+    from supernet.trained import load_trained
 
-    run, chosen, trained = _export_target(args, args.device)
+    run, chosen = _chosen_subnet(args)
+    trained = load_trained(run.config, run.checkpoint, args.device)
     checkpoint = finetuned_checkpoint(run, chosen.label)
     if checkpoint.exists() and not args.force:
         raise HynasError(f"{checkpoint}: this subnet is already fine-tuned; replace it with --force")

@@ -163,6 +163,12 @@ def int8_capable(weight_bits: int, act_bits: int) -> bool:
     return weight_bits <= 8 and act_bits <= 8
 
 
+def weights_of(run: FinishedRun, chosen: Pick) -> Path:
+    """The checkpoint ``chosen`` is exported from: its fine-tuned one when there is one, else the run's supernet."""
+    tuned = finetuned_checkpoint(run, chosen.label)
+    return tuned if tuned.is_file() else run.checkpoint
+
+
 def export_pick(run: FinishedRun, trained, chosen: Pick, out: Path):
     """Export ``chosen`` from the run's supernet, or from its fine-tuned checkpoint when there is one."""
     from search_space.costs import arch_costs
@@ -175,9 +181,9 @@ def export_pick(run: FinishedRun, trained, chosen: Pick, out: Path):
     else:  # an --arch the search did not measure: what is known without measuring it
         metrics = arch_costs(trained.space, chosen.arch).as_dict()
         note += " The run did not measure this arch: its costs are analytic, its latency is not known."
-    tuned = finetuned_checkpoint(run, chosen.label)
-    if tuned.is_file():
-        state = load_checkpoint(tuned, trained.space)
+    weights = weights_of(run, chosen)
+    if weights != run.checkpoint:
+        state = load_checkpoint(weights, trained.space)
         net = type(net)(trained.space)
         net.load_state_dict(state["model"])
         net.eval()
@@ -186,4 +192,4 @@ def export_pick(run: FinishedRun, trained, chosen: Pick, out: Path):
                 f"arch): validation accuracy {info['before']['val']:.2f} -> {info['after']['val']:.2f} %, test "
                 f"{info['before']['test']:.2f} -> {info['after']['test']:.2f} %.")
     return export_subnet(net, chosen.arch, trained.data, out, run.config.train.bn_batches, int8_capable,
-                         metrics, note)
+                         metrics, note, weights=file_digest(weights))

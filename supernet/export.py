@@ -57,9 +57,11 @@ def _save_torch(obj: Any, path: Path) -> None:
 
 
 def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_batches: int,
-                  runs_int8, metrics: dict[str, float] | None = None, note: str = "") -> ExportResult:
+                  runs_int8, metrics: dict[str, float] | None = None, note: str = "",
+                  weights: str | None = None) -> ExportResult:
     """Write the artefacts of ``arch`` into ``folder`` and check each one. ``runs_int8(wbits, abits)``
-    decides which layers the int8 ONNX model quantizes (a hardware profile's rule)."""
+    decides which layers the int8 ONNX model quantizes (a hardware profile's rule); ``weights``, the digest of the
+    checkpoint ``net`` was loaded from, is recorded in ``arch.yaml`` (``finished_export`` reads it)."""
     space = net.space
     folder.mkdir(parents=True, exist_ok=True)
     x = data.val.images[:256]
@@ -117,16 +119,34 @@ def export_subnet(net: Supernet, arch: Arch, data: Dataset, folder: Path, bn_bat
     atomic_write_text(folder / "arch.yaml", yaml.safe_dump({
         "arch": arch.to_str(), "space": space.name, "layers": [layer.to_str() for layer in arch.layers()],
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
-        "accuracy_exported": scores, "checks": checks, "note": note,
+        "accuracy_exported": scores, "checks": checks, "note": note, **({"weights": weights} if weights else {}),
         "input": data.preprocessing.to_plain(), "classes": _output_names(data.preprocessing, space)},
         sort_keys=False))
     atomic_write_text(folder / "README.md", _readme(arch, space, data.preprocessing, metrics or {}, scores, checks,
                                                     details, len(x), note, _low_bits_note(arch, runs_int8)))
-    failed = [name for name, value in checks.items() if _verdict(name, value) == "FAILED"]
+    failed = failed_checks(checks)
     if failed:
         raise ExportError(f"{folder}: {', '.join(failed)} did not reproduce the supernet's predictions "
                           f"({', '.join(f'{k}={checks[k]:.4g}' for k in failed)}); see {folder / 'README.md'}")
     return ExportResult(folder, checks, scores)
+
+
+def failed_checks(checks: dict[str, float]) -> list[str]:
+    """The artefacts whose check failed (an unchecked one, NaN, has not)."""
+    return [name for name, value in checks.items() if _verdict(name, value) == "FAILED"]
+
+
+def finished_export(folder: Path, arch: Arch, weights: str) -> ExportResult | None:
+    """What ``folder`` holds when it is a finished export of ``arch`` from the checkpoint of digest ``weights`` whose
+    checks all passed (its ``arch.yaml`` and ``README.md`` are written after every artefact); None otherwise."""
+    try:
+        done = yaml.safe_load((folder / "arch.yaml").read_text()) if (folder / "README.md").is_file() else None
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(done, dict) or done.get("arch") != arch.to_str() or done.get("weights") != weights:
+        return None
+    checks = {name: float(value) for name, value in done.get("checks", {}).items()}
+    return None if failed_checks(checks) else ExportResult(folder, checks, done.get("accuracy_exported", {}))
 
 
 def _output_names(prep: Preprocessing, space: HybridSpace) -> list[str]:

@@ -273,6 +273,34 @@ def test_finetune_then_export_uses_the_finetuned_weights(pipeline_run, capsys):
     assert state["finetune"]["after"]["val"] >= 0
 
 
+def test_exporting_again_what_run_exported_is_done_unless_the_weights_changed(pipeline_run, tmp_path, capsys):
+    """`hynas export runs/demo --pick ...`, the help's own example, right after `make demo` stopped with "export
+    folder exists" (before session 33) when `run` had exported that subnet already."""
+    _, run = pipeline_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("finetuned"))
+    folder = sorted((copy / "export").iterdir())[0]
+    trial = folder.name.removeprefix("trial-")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert search.main(["export", str(copy), "--trial", trial, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{folder} holds this export already (the same arch and weights; --force exports it again)")
+    assert "model.pt          max abs logit difference" in out
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+    # fine-tuned since: the folder holds the inherited weights' export, which --force replaces
+    assert search.main(["finetune", str(copy), "--trial", trial, "--epochs", "1", "-q"]) == 0
+    capsys.readouterr()
+    code, err = run_cli(["export", str(copy), "--trial", trial, "-q"], capsys)
+    assert code == 2 and err == [f"hynas export: error: {folder}: export folder exists; continue it with --resume "
+                                 "or replace it with --force"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert search.main(["export", str(copy), "--trial", trial, "--force", "-q"]) == 0
+    assert capsys.readouterr().out.startswith("exported ")
+    assert "Fine-tuned for 1 epoch (" in (folder / "README.md").read_text()
+    assert search.main(["export", str(copy), "--trial", trial, "-q"]) == 0  # and now that export is the one
+    assert "holds this export already" in capsys.readouterr().out
+
+
 def test_a_run_configured_for_a_gpu_exports_on_a_cpu(pipeline_run, tmp_path, capsys):
     _, run = pipeline_run
     gpu_run = tmp_path / "gpu_run"
