@@ -507,8 +507,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run.folder / "export" / chosen.label
     # `hynas run` exports the front's best few, and exporting one of them again from the same weights is done
     # already (before session 33 the help's own example, run right after `make demo`, said "export folder exists")
-    weights = file_digest(weights_of(run, chosen))
-    result = None if args.force or args.resume else finished_export(out, chosen.arch, weights)
+    source = weights_of(run, chosen)  # when it is missing, loading it below says so
+    export_anew = args.force or args.resume or not source.is_file()
+    result = None if export_anew else finished_export(out, chosen.arch, file_digest(source))
     if result:
         print(f"{out} holds this export already (the same arch and weights; --force exports it again): accuracy of "
               f"the exported model validation {result.accuracy['validation']:.2f} %, test "

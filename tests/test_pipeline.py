@@ -299,6 +299,14 @@ def test_exporting_again_what_run_exported_is_done_unless_the_weights_changed(pi
     assert "Fine-tuned for 1 epoch (" in (folder / "README.md").read_text()
     assert search.main(["export", str(copy), "--trial", trial, "-q"]) == 0  # and now that export is the one
     assert "holds this export already" in capsys.readouterr().out
+    # a checkpoint gone since: the line that loading it gives, not one from reading its digest
+    shutil.rmtree(copy / "finetuned")
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    (copy / "config.yaml").write_text(yaml.safe_dump({**config, "checkpoint": str(tmp_path / "gone.pt")}))
+    code, err = run_cli(["export", str(copy), "--trial", trial, "-q"], capsys)
+    assert code == 2 and len(err) == 1 and err[0].endswith("gone.pt: checkpoint not found; train the supernet there "
+                                                           f"first (hynas train --out {tmp_path}), or name a trained one "
+                                                           "with `checkpoint:` in the config"), err
 
 
 def test_a_run_configured_for_a_gpu_exports_on_a_cpu(pipeline_run, tmp_path, capsys):
