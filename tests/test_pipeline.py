@@ -304,9 +304,9 @@ def test_exporting_again_what_run_exported_is_done_unless_the_weights_changed(pi
     config = yaml.safe_load((copy / "config.yaml").read_text())
     (copy / "config.yaml").write_text(yaml.safe_dump({**config, "checkpoint": str(tmp_path / "gone.pt")}))
     code, err = run_cli(["export", str(copy), "--trial", trial, "-q"], capsys)
-    assert code == 2 and len(err) == 1 and err[0].endswith("gone.pt: checkpoint not found; train the supernet there "
-                                                           f"first (hynas train --out {tmp_path}), or name a trained one "
-                                                           "with `checkpoint:` in the config"), err
+    assert code == 2 and len(err) == 1, err
+    assert err[0].endswith(f"gone.pt: checkpoint not found; train the supernet there first (hynas train --out "
+                           f"{tmp_path}), or name a trained one with `checkpoint:` in the config"), err
 
 
 def test_a_run_configured_for_a_gpu_exports_on_a_cpu(pipeline_run, tmp_path, capsys):
