@@ -23,7 +23,7 @@ from search_space.config import ExperimentConfig, counted, load_config
 from search_space.errors import ConfigError, SearchSpaceError
 from search_space.files import file_digest
 from search_space.hybrid import HybridSpace
-from search_space.objectives import ANALYTIC_OBJECTIVES, Constraint, Objective, headline_index
+from search_space.objectives import ANALYTIC_OBJECTIVES, TIE_BREAK, Constraint, Objective, best_first
 
 META_COLUMNS = ("trial", "arch")
 
@@ -139,8 +139,8 @@ def pick_subnet(run: FinishedRun, space: HybridSpace, trial: int | None = None, 
     if not feasible:
         raise ConfigError(f"--pick {pick!r}: no subnet of the measured front ({len(front)}) satisfies it; "
                           f"{_closest_to(constraints, front)}")
-    headline = run.objectives[headline_index(run.objectives)]
-    best = min(feasible, key=lambda r: r.values[headline.name] * headline.sign)
+    key = best_first(run.objectives)
+    best = min(feasible, key=lambda r: key({**r.values, TIE_BREAK: r.meta.get(TIE_BREAK)}))  # measurement metadata
     return Pick(space.arch_from_str(best.arch), f"trial-{best.number}", best)
 
 

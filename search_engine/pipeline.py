@@ -35,7 +35,7 @@ from search_space.config import TABULAR_SPACES, ExperimentConfig, counted
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace, QuantSpec
-from search_space.objectives import ANALYTIC_OBJECTIVES, headline_index
+from search_space.objectives import ANALYTIC_OBJECTIVES, best_first
 
 log = logging.getLogger("hynas.run")
 
@@ -228,20 +228,17 @@ def _measure_again(evaluator: Evaluator, archs: list[Arch], known: dict[Arch, di
 
 
 def pick_exports(validated: list[dict], job: SearchJob) -> list[tuple[str, dict]]:
-    """The most accurate (``headline_index``), the fastest (the smallest when no latency is searched: a deployment
-    still wants the cheap end) and the knee (closest to the ideal point, objectives scaled to [0, 1] over the
-    front) of the validated front; each subnet once. Subnets tied on accuracy
-    (top-1 on a few hundred images ties often) are told apart by their validation
-    cross-entropy, where it was recorded."""
+    """The most accurate (``best_first``: ties told apart by the validation cross-entropy), the fastest (the
+    smallest when no latency is searched: a deployment still wants the cheap end) and the knee (closest to the ideal
+    point, objectives scaled to [0, 1] over the front) of the validated front; each subnet once."""
     if not validated:
         return []
     objectives = job.objectives
     F = np.array([[r[o.name] * o.sign for o in objectives] for r in validated], dtype=float)
     span = np.where(np.ptp(F, axis=0) > 0, np.ptp(F, axis=0), 1.0)
     knee = int(np.argmin(np.linalg.norm((F - F.min(axis=0)) / span, axis=1)))
-    # absent in tabular runs and in runs measured before it was recorded ("" once read back from the CSV)
-    cross_entropy = [v if isinstance(v := r.get("val_cross_entropy"), float) else 0.0 for r in validated]
-    chosen = {"most accurate": int(np.lexsort((cross_entropy, F[:, headline_index(objectives)]))[0])}
+    key = best_first(objectives)
+    chosen = {"most accurate": min(range(len(validated)), key=lambda i: key(validated[i]))}
     cheap_end = [("fastest", i) for i, o in enumerate(objectives) if o.base == "latency_ms"] + \
         [("smallest", i) for i, o in enumerate(objectives) if o.base in ANALYTIC_OBJECTIVES]
     if cheap_end:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from search_space.errors import ConfigError, did_you_mean
 
@@ -62,6 +62,25 @@ def headline_index(objectives: Sequence[Objective]) -> int:
     """Which objective "best" means where one subnet is picked (``export --pick``, the run's most accurate
     export): accuracy where it is an objective, wherever it is listed; else the first one listed."""
     return next((i for i, o in enumerate(objectives) if o.base == "accuracy"), 0)
+
+
+TIE_BREAK = "val_cross_entropy"  # measured beside the accuracy of a supernet's subnets (its metadata)
+
+
+def best_first(objectives: Sequence[Objective]) -> Callable[[Mapping[str, Any]], tuple[float, float]]:
+    """Sort key of measured values (with ``TIE_BREAK`` among them), best on the headline objective first. Subnets
+    tied on it (top-1 on a few hundred images ties often) are told apart by their validation cross-entropy where it
+    was recorded (absent in table runs and in runs measured before it was; a string or "" when read from a CSV), so
+    that `export --pick` and the run's most accurate export choose alike."""
+    headline = objectives[headline_index(objectives)]
+
+    def key(values: Mapping[str, Any]) -> tuple[float, float]:
+        try:
+            tie = float(values.get(TIE_BREAK))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            tie = 0.0
+        return float(values[headline.name]) * headline.sign, tie
+    return key
 
 
 def parse_objectives(text: str | Iterable[str], known: Mapping[str, tuple[Direction | None, str]],

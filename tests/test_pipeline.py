@@ -110,6 +110,32 @@ def test_picks_mean_the_most_accurate_of_the_runs_feasible_front(pipeline_run):
     assert dict(pick_exports(rows, replace(job, objectives=no_latency)))["smallest"]["trial"] == 1
 
 
+def test_pick_and_the_runs_most_accurate_export_break_a_tie_alike(pipeline_run):
+    """Before session 33 `export --pick` took the first of two subnets tied on accuracy and the run's export the
+    one of lower validation cross-entropy: in session 33's fresh clone `hynas export runs/demo --pick
+    'latency_ms<=0.3'` exported trial 72 beside the run's most accurate trial 73 (both 98.4 %)."""
+    from dataclasses import replace
+
+    from results.store import Record
+    from search_engine.deploy import open_finished_run, pick_subnet
+    from search_engine.job import build_job
+    from search_engine.pipeline import pick_exports
+    from search_space import load_space
+
+    folder, run = pipeline_run
+    finished = open_finished_run(run)
+    first, second = finished.records[:2]
+    tied = (Record(5, first.arch, {"accuracy": 98.4, "latency_ms": 0.1, "size_mb": 0.2},
+                   {"val_cross_entropy": "0.19"}),
+            Record(6, second.arch, {"accuracy": 98.4, "latency_ms": 0.2, "size_mb": 0.1},
+                   {"val_cross_entropy": "0.17"}))
+    picked = pick_subnet(replace(finished, records=tied), load_space("mnist_hybrid"), pick="latency_ms<=0.3")
+    assert picked.record.number == 6  # as measured.csv gives it: the cross-entropy a string
+    job = build_job(load_config(str(folder / "pipe.yaml")))
+    rows = [{"trial": r.number, **r.values, "val_cross_entropy": float(r.meta["val_cross_entropy"])} for r in tied]
+    assert dict(pick_exports(rows, job))["most accurate"]["trial"] == 6
+
+
 def test_a_run_without_latency_profiles_nothing_and_says_so(tiny_run, tmp_path):
     config = write_trained_config(tiny_run, tmp_path, "nolat", budget=6, batch_size=3, initial=3,
                                   objectives=["accuracy:max", "size_mb:min"])
