@@ -35,7 +35,7 @@ from search_space.config import TABULAR_SPACES, ExperimentConfig, counted
 from search_space.errors import ConfigError
 from search_space.files import atomic_write_text
 from search_space.hybrid import HybridSpace, QuantSpec
-from search_space.objectives import ANALYTIC_OBJECTIVES, best_first
+from search_space.objectives import ANALYTIC_OBJECTIVES, TIE_BREAK, best_first
 
 log = logging.getLogger("hynas.run")
 
@@ -205,7 +205,7 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
         validated.append({"trial": r.number, "arch": r.arch, **front_values[arch],
                           "test_accuracy": values["test_accuracy"],
                           **{f"{n}_again": values[n] for n in names if n.startswith("latency_ms") and n in values},
-                          **{k: r.meta[k] for k in ("val_cross_entropy",) if k in r.meta}})
+                          **{k: r.meta[k] for k in (TIE_BREAK,) if k in r.meta}})
     baselines = [{"baseline": label, "arch": arch.to_str(), **{n: again[arch][n] for n in names if n in again[arch]},
                   "test_accuracy": again[arch]["test_accuracy"]} for label, arch in candidates]
     atomic_write_text(validated_csv, _rows_csv(validated))
