@@ -326,7 +326,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"  {outcome.in_flight_elsewhere} more are still being measured by other drivers sharing the study; "
               "`--resume` later adds them")
     for r in outcome.front[:15]:
-        print("  " + "  ".join(f"{o.name}={format_value(o.name, r.values[o.name])}" for o in job.objectives)
+        print("  " + "  ".join(f"{n}={format_value(n, r.values[n])}" for n in [o.name for o in job.objectives]
+                               + [n for n in job.limited if n in r.values])
               + f"  {r.arch}")
     if outcome.reference is not None:
         point = ", ".join(f"{o.name}={v * o.sign:.6g}" for o, v in zip(job.objectives, outcome.reference))

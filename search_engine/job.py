@@ -51,6 +51,19 @@ class SearchJob:
     initial: int
     reference: np.ndarray | None
 
+    @property
+    def limited(self) -> tuple[str, ...]:
+        """The values limited without being objectives (``latency_ms`` in accuracy x size within ``latency_ms <= 0.1``):
+        measured with every arch and shown beside the objectives."""
+        objectives = {o.name for o in self.objectives}
+        return tuple(dict.fromkeys(c.name for c in self.constraints if c.name not in objectives))
+
+    def limited_label(self, name: str) -> str:
+        """A limited value's column heading: its unit and its limits."""
+        unit = objective_vocabulary(self.space)[name.split("@", 1)[0]][1]
+        limits = ", ".join(str(c) for c in self.constraints if c.name == name)
+        return f"{name} [{unit}] ({limits})" if unit else f"{name} ({limits})"
+
 
 def objective_vocabulary(space) -> dict:
     if isinstance(space, TabularSpace):
@@ -65,8 +78,11 @@ def objectives_and_constraints(config: ExperimentConfig, space) -> tuple[tuple[O
     if isinstance(space, TabularSpace):  # `--space nb201` alone keeps the default config's objectives, a supernet's
         where += " (a table's objectives are its columns: set them with --objectives or search.objectives)"
     objectives = parse_objectives(config.search.objectives, objective_vocabulary(space), where)
-    names = list(objective_vocabulary(space)) if isinstance(space, TabularSpace) else \
-        [o.name for o in objectives] + [n for n in ANALYTIC_OBJECTIVES if n not in {o.name for o in objectives}]
+    if isinstance(space, TabularSpace):
+        names = list(objective_vocabulary(space))
+    else:  # a limit on a value that is no objective is measured too: accuracy x size within a latency budget
+        latency = ["latency_ms"] + [f"latency_ms@{load_hardware(h).name}" for h in config.hardware]
+        names = list(dict.fromkeys([o.name for o in objectives] + list(ANALYTIC_OBJECTIVES) + ["accuracy"] + latency))
     constraints = tuple(Constraint.parse(c, names, f"{config.source}: search.constraints")
                         for c in config.search.constraints)
     return objectives, constraints
@@ -399,14 +415,14 @@ def _profile_of(objective: str, profiles: dict, source: str):
     """The hardware profile of ``latency_ms`` or ``latency_ms@<profile>``."""
     _, _, name = objective.partition("@")
     if not profiles:
-        raise ConfigError(f"{source}: objective {objective!r} needs a hardware profile to time it on, and hardware is "
-                          "empty; name one (hardware: [cpu_ort]), or drop the objective")
+        raise ConfigError(f"{source}: {objective!r} needs a hardware profile to time it on, and hardware is "
+                          "empty; name one (hardware: [cpu_ort]), or drop it")
     if not name and len(profiles) > 1:
-        raise ConfigError(f"{source}: {len(profiles)} hardware profiles ({', '.join(profiles)}); name one in the "
-                          f"objective: {objective}@<profile>")
+        raise ConfigError(f"{source}: {len(profiles)} hardware profiles ({', '.join(profiles)}); name one: "
+                          f"{objective}@<profile>")
     name = name or next(iter(profiles))
     if name not in profiles:
-        raise ConfigError(f"{source}: objective {objective!r} names no hardware profile of the config "
+        raise ConfigError(f"{source}: {objective!r} names no hardware profile of the config "
                           f"(hardware: {', '.join(profiles)})")
     return profiles[name]
 
@@ -454,9 +470,10 @@ def run_job(config: ExperimentConfig, run_dir: Path, storage: str | None = None,
     threads = max((p.threads for p in profiles), default=1)
     runner = RUNNERS.get(config.search.runner)(EvaluatorRecipe(config, run_dir), workers=config.search.workers,
                                                address=config.search.address, threads=threads, node=node)
-    log.info("search %s: %s on %s (%s archs), objectives %s, budget %d, store %s", config.name,
+    limits = f" within {', '.join(map(str, job.constraints))}" if job.constraints else ""
+    log.info("search %s: %s on %s (%s archs), objectives %s%s, budget %d, store %s", config.name,
              config.search.strategy, job.space.name, f"{job.space.size():,}", ", ".join(map(str, job.objectives)),
-             job.budget.archs, hide_password(url))
+             limits, job.budget.archs, hide_password(url))
     _warn_if_timings_contend(job, config, threads)
 
     def tables(records: list[Record]) -> None:

@@ -182,7 +182,7 @@ def _validate(config: ExperimentConfig, job: SearchJob, run_dir: Path, front: li
     trained = load_trained(config, config.checkpoint_path(run_dir))
     calibrator = Calibrator(trained.supernet, trained.data.train, config.train.bn_batches)
     evaluator = make_evaluator(job, config, run_dir, trained, calibrator)
-    names = [o.name for o in job.objectives]
+    names = [o.name for o in job.objectives] + list(job.limited)
 
     candidates = [("largest", space.largest()), ("smallest", space.smallest())]
     if (anchor := space.uniform_int8(space.largest())) is not None:  # the SimQ-NAS comparison point
@@ -320,12 +320,11 @@ def _low_bits_note(q: QuantSpec, backends: set[str]) -> str:
 
 
 def _report_input(config, job, outcome, validated, baselines, plots, exports, seconds) -> ReportInput:
-    names = [o.name for o in job.objectives]
-    again = [n for n in names if n.startswith("latency_ms")]
-    front_cols = [("trial", "trial"), ("arch", "arch")] + [(o.name, o.label()) for o in job.objectives]
+    searched = [(o.name, o.label()) for o in job.objectives] + [(n, job.limited_label(n)) for n in job.limited]
+    again = [n for n, _ in searched if n.startswith("latency_ms")]
+    front_cols = [("trial", "trial"), ("arch", "arch")] + searched
     front_cols += [("test_accuracy", "test accuracy [%]")] + [(f"{n}_again", f"{n} measured again") for n in again]
-    base_cols = [("baseline", "baseline"), ("arch", "arch")] + [(o.name, o.label()) for o in job.objectives] + \
-        [("test_accuracy", "test accuracy [%]")]
+    base_cols = [("baseline", "baseline"), ("arch", "arch")] + searched + [("test_accuracy", "test accuracy [%]")]
     best = max(validated, key=lambda r: r["test_accuracy"]) if validated else None
     profiles = latency_profiles(job, config).values()  # read once: each resolves its hardware YAML
     measured_on = ", ".join(sorted({p.name for p in profiles}))

@@ -115,11 +115,13 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path):
 
 @pytest.mark.parametrize("overrides,says", [
     # before: "0 hardware profiles; name one: latency_ms@<profile>"
-    (["hardware=[]"], "objective 'latency_ms' needs a hardware profile to time it on, and hardware is empty"),
-    (["hardware=[cpu_ort, cpu_torch]"], "2 hardware profiles (cpu_ort, cpu_torch); name one in the objective: "
-                                        "latency_ms@<profile>"),
+    (["hardware=[]"], "'latency_ms' needs a hardware profile to time it on, and hardware is empty"),
+    (["hardware=[cpu_ort, cpu_torch]"], "2 hardware profiles (cpu_ort, cpu_torch); name one: latency_ms@<profile>"),
     (["hardware=[cpu_ort]", "search.objectives=[accuracy:max,latency_ms@board:min]"],
-     "objective 'latency_ms@board' names no hardware profile of the config (hardware: cpu_ort)"),
+     "'latency_ms@board' names no hardware profile of the config (hardware: cpu_ort)"),
+    # a latency limit on a search of other objectives needs its profile as much
+    (["hardware=[cpu_ort, cpu_torch]", "search.objectives=[accuracy:max,size_mb:min]",
+      "search.constraints=[latency_ms<=1]"], "2 hardware profiles (cpu_ort, cpu_torch); name one: latency_ms@<profile>"),
 ])
 def test_a_latency_objective_names_the_profile_it_needs(overrides, says):
     from search_engine.job import build_job, latency_profiles

@@ -1,4 +1,5 @@
 """The whole job from the CLI, in process: run, export, finetune, plot; and bad input everywhere."""
+import csv
 import hashlib
 import json
 import os
@@ -145,6 +146,27 @@ def test_a_run_without_latency_profiles_nothing_and_says_so(tiny_run, tmp_path):
     assert "validated: test-split accuracy." in report and "latency_ms" not in report.split("## Baselines")[0]
     assert "Measured latency varies" not in report
     assert ", hardware none (no latency measured)" in report  # before: the config's profile, which measured nothing
+
+
+def test_a_run_of_accuracy_and_size_within_a_latency_limit_measures_and_shows_the_latency(tiny_run, tmp_path, capsys):
+    """Before, a limit on a value that is no objective was refused on a supernet's space ("constraint on unknown
+    value 'latency_ms'") though its evaluators measure every constrained value and a table's search took it."""
+    config = write_trained_config(tiny_run, tmp_path, "limited", budget=6, batch_size=3, initial=3,
+                                  objectives=["accuracy:max", "size_mb:min"], constraints=["latency_ms <= 50"])
+    run = tmp_path / "run"
+    assert search.main(["run", "--config", str(config), "--out", str(run), "-q"]) == 0
+    printed = capsys.readouterr().out
+    with open(run / "measured.csv", newline="") as handle:
+        measured = list(csv.DictReader(handle))
+    assert len(measured) == 6 and all(float(row["latency_ms"]) > 0 for row in measured)
+    assert (run / "validated.csv").read_text().startswith("trial,arch,accuracy,size_mb,latency_ms,test_accuracy,"
+                                                          "latency_ms_again,")
+    report = (run / "report.md").read_text()
+    assert "| accuracy [%] (higher is better) | size_mb [MB] (lower is better) | latency_ms [ms] (latency_ms <= 50) |" \
+        in report.split("## Baselines")[1]
+    assert "constraints latency_ms <= 50 (the front meets them)" in report
+    front = [line for line in printed.splitlines() if line.startswith("  trial ")]
+    assert front and all(re.search(r"size_mb=\S+  latency_ms=\S+", line) for line in front)
 
 
 def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
