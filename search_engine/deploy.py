@@ -57,7 +57,8 @@ def open_finished_run(folder: str | Path, need_records: bool = True) -> Finished
     from search_space.config import load_space
 
     objectives, constraints = objectives_and_constraints(config, load_space(config.space, config.table))
-    records = read_measured(folder / "measured.csv", objectives) if (folder / "measured.csv").is_file() else ()
+    measured = folder / "measured.csv"
+    records = read_measured(measured, objectives, constraints) if measured.is_file() else ()
     if need_records and not records:
         raise ConfigError(f"{folder}: no measured.csv with results; search it first "
                           f"(`hynas search --out {shlex.quote(str(folder))} --resume`)")
@@ -77,13 +78,17 @@ def refuse_stale_measurements(run: FinishedRun) -> None:
                           f"(checkpoint digest {recorded}, now {now}); search this one (into another --out) first")
 
 
-def read_measured(path: Path, objectives: tuple[Objective, ...]) -> list[Record]:
+def read_measured(path: Path, objectives: tuple[Objective, ...],
+                  constraints: tuple[Constraint, ...] = ()) -> list[Record]:
+    """The records of a run's measured.csv: objectives, analytic costs and constrained values as numbers (the front
+    is judged on them: a limited value read as metadata would let archs past its limit onto the front)."""
     try:
         rows = list(csv.DictReader(path.open()))
         out = []
         for row in rows:
             values = {o.name: float(row[o.name]) for o in objectives}
-            values.update({k: float(row[k]) for k in ANALYTIC_OBJECTIVES if row.get(k)})
+            numbers = (*ANALYTIC_OBJECTIVES, *(c.name for c in constraints))
+            values.update({k: float(row[k]) for k in numbers if row.get(k)})
             meta = {k: v for k, v in row.items() if k not in values and k not in META_COLUMNS}
             out.append(Record(int(row["trial"]), row["arch"], values, meta))
         return out

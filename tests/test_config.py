@@ -121,7 +121,8 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path):
      "'latency_ms@board' names no hardware profile of the config (hardware: cpu_ort)"),
     # a latency limit on a search of other objectives needs its profile as much
     (["hardware=[cpu_ort, cpu_torch]", "search.objectives=[accuracy:max,size_mb:min]",
-      "search.constraints=[latency_ms<=1]"], "2 hardware profiles (cpu_ort, cpu_torch); name one: latency_ms@<profile>"),
+      "search.constraints=[latency_ms<=1]"],
+     "2 hardware profiles (cpu_ort, cpu_torch); name one: latency_ms@<profile>"),
 ])
 def test_a_latency_objective_names_the_profile_it_needs(overrides, says):
     from search_engine.job import build_job, latency_profiles

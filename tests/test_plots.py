@@ -70,6 +70,29 @@ def test_the_hypervolume_chart_names_each_runs_own_constraints():
     assert curve_labels([free]) == (["free"], "")
 
 
+def test_the_front_plot_and_pick_read_keeps_a_limit_on_a_value_that_is_no_objective(tmp_path):
+    """Before, measured.csv's constrained columns that are no objectives were read back as metadata, so the front
+    that `hynas plot` draws and `export --pick` chooses from let archs past the limit on (12 points against
+    pareto.csv's 8 in this search)."""
+    import csv
+
+    import search
+    from results.tables import front_of
+    from search_engine.deploy import open_finished_run
+    from tests.conftest import NB201_CSV
+
+    out = tmp_path / "limited"
+    assert search.main(["search", "--space", "nb201", "--table", str(NB201_CSV), "--objectives",
+                        "test_acc:max,latency_raspi4_ms:min", "--constraint", "latency_eyeriss_ms <= 5",
+                        "--strategy", "random", "--budget", "60", "--out", str(out), "-q"]) == 0
+    run = open_finished_run(out)
+    front = front_of(run.records, run.objectives, run.constraints)
+    with open(out / "pareto.csv", newline="") as handle:
+        written = sorted(int(row["trial"]) for row in csv.DictReader(handle))
+    assert len(written) >= 2 and sorted(r.number for r in front) == written
+    assert all(r.values["latency_eyeriss_ms"] <= 5 for r in front)
+
+
 def test_a_table_runs_plot_draws_the_tables_exact_front_under_its_constraints(tmp_path, capsys):
     """Before session 32 a tabular run's plot showed its own front alone, though the search scores it against the
     table's exact front."""
