@@ -132,11 +132,13 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
             strategy.tell(mine, [results[a] for a in mine])
             told.update(n for a, n in claims.items() if n is not None and results.get(a) is not None)
             records = sync()
+            hv_note = ""  # a log file (a cluster job's) follows every batch, the first ones before the HV's reference
             if store.reference() is not None:  # HV is defined once the reference is fixed
                 hv = _hv(records, objectives, constraints, store.reference())
                 store.log_hv(len(records), hv)
                 bar.set_postfix(hv=f"{hv:.4g}")
-                log.info("%d/%d measured, hypervolume %.6g", len(records), budget.archs, hv)
+                hv_note = f", hypervolume {hv:.6g}"
+            log.info("%d/%d measured%s", len(records), budget.archs, hv_note)
             if after_batch is not None:
                 after_batch(records)
     except BaseException:

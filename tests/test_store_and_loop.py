@@ -1,5 +1,6 @@
 """The results store and the search loop: claims, resume, shared budgets, files."""
 import csv
+import logging
 import subprocess
 import sys
 import threading
@@ -50,6 +51,16 @@ def test_claims_block_duplicates_and_the_budget(nb201_space, tmp_path):
     # and the choice itself, not its index (before session 29: node1~0 = 3 for nor_conv_3x3)
     assert store.study.trials[first].params == dict(zip(nb201_space.genes(), arch.ops))
     assert list(store.study.trials[first].params)[:2] == ["node1~0", "node2~0"]
+
+
+def test_every_batch_is_logged_also_before_the_hypervolumes_reference_is_fixed(nb201_space, tmp_path, caplog):
+    """Before, the batches measured before the reference point was fixed (the demo's first 10 archs) left no line in
+    the log, which is what a cluster job is followed by."""
+    caplog.set_level(logging.INFO, logger="hynas.search")
+    _run(nb201_space, _store(nb201_space, f"sqlite:///{tmp_path}/s.db"), seed=0, budget=15)
+    lines = [r.getMessage() for r in caplog.records if "/15 measured" in r.getMessage()]
+    assert [line.split(",")[0] for line in lines] == ["5/15 measured", "10/15 measured", "15/15 measured"]
+    assert lines[0] == "5/15 measured" and all(", hypervolume " in line for line in lines[1:])
 
 
 @pytest.mark.parametrize("method, at, measured", [
