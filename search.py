@@ -431,6 +431,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  trial {int(row['trial']):3d}  test {row['test_accuracy']:.2f} %  " + "  ".join(
             f"{k}={format_value(k, row[k])}" for k in row if k not in ("trial", "arch", "test_accuracy") and
             not k.endswith("_again")))
+    if outcome.versus_int8:
+        print(outcome.versus_int8.sentence())
     for what, folder in outcome.exports:
         print(f"exported {what}: {folder}")
     print(f"report: {outcome.report}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.entry import run  # noqa: E402
+from results.versus_int8 import versus_uniform_int8  # noqa: E402
 from search_space.errors import ConfigError  # noqa: E402
 
 
@@ -37,21 +37,19 @@ def main() -> None:
     front = [{**f, "latency_ms": f.get("latency_ms_again", f["latency_ms"])} for f in rows(a.run / "validated.csv")]
     baselines = rows(a.run / "baselines.csv")
     largest = next(b for b in baselines if b["baseline"] == "largest")
-    target = re.sub(r"_w\d+a\d+", "_w8a8", largest["arch"])
-    anchor = next((b for b in baselines if b["arch"] == target), None)
-    if anchor is None:
+    versus = versus_uniform_int8(front, baselines)  # the comparison `hynas run` prints and reports
+    if versus is None:
         raise ConfigError(f"{a.run}/baselines.csv has no uniform-int8 version of the largest arch")
-    peers = [f for f in front if f["accuracy"] >= anchor["accuracy"]]
+    anchor = versus.anchor
     print(f"largest subnet at uniform int8: validation {anchor['accuracy']:.2f} % "
           f"(test {anchor['test_accuracy']:.2f} %), "
           f"{anchor['latency_ms']:.3f} ms, {anchor['size_mb']:.4f} MB")
-    if peers:
-        fast, small = min(peers, key=lambda f: f["latency_ms"]), min(peers, key=lambda f: f["size_mb"])
+    if versus.fastest and versus.smallest:
+        fast, small = versus.fastest, versus.smallest
         print(f"searched, at least as accurate: fastest trial {int(fast['trial'])} {fast['accuracy']:.2f} % "
               f"(test {fast['test_accuracy']:.2f} %) {fast['latency_ms']:.3f} ms -> "
-              f"{anchor['latency_ms'] / fast['latency_ms']:.2f}x lower latency; smallest trial {int(small['trial'])} "
-              f"{small['size_mb']:.4f} MB -> {anchor['size_mb'] / small['size_mb']:.2f}x smaller "
-              "(SimQ-NAS: 4.8x and 3.4x)")
+              f"{versus.latency_ratio:.2f}x lower latency; smallest trial {int(small['trial'])} "
+              f"{small['size_mb']:.4f} MB -> {versus.size_ratio:.2f}x smaller (SimQ-NAS: 4.8x and 3.4x)")
     else:
         print("no searched front subnet is as accurate as the largest subnet at uniform int8")
     # On CPUs where int8 runs slower than float (these small nets, docs/experiments.md), the 32-bit largest is the

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from results.plots import Series, plot_hypervolume, plot_pairs
 from results.report import ReportInput, write_report
 from results.store import Record
+from results.versus_int8 import VersusInt8, versus_uniform_int8
 from search_engine.evaluators import CompositeEvaluator, Evaluator
 from search_engine.job import SearchJob, build_job, latency_profiles, make_evaluator, profiled_table, run_job
 from search_engine.run_folder import ensure_run_folder
@@ -52,6 +53,7 @@ class PipelineOutcome:
     stopped_short: str  # why the search ended before its budget ("" when it did not)
     exports: list[tuple[str, Path]]
     seconds: dict[str, float]
+    versus_int8: VersusInt8 | None  # the front against the largest subnet at uniform int8
 
 
 def build_run_job(config: ExperimentConfig) -> SearchJob:
@@ -86,9 +88,11 @@ def run_pipeline(config: ExperimentConfig, run_dir: Path, storage: str | None = 
         validated, baselines = phase("validate", lambda: _validate(config, job, run_dir, outcome.front, progress))
         exports = phase("export", lambda: _export(config, run_dir, validated, job))
     plots = phase("plot", lambda: _plots(job, run_dir, outcome.records, baselines))
-    report = write_report(run_dir, _report_input(config, job, outcome, validated, baselines, plots, exports, seconds))
+    versus = versus_uniform_int8(validated, baselines)
+    report = write_report(run_dir, _report_input(config, job, outcome, validated, baselines, plots, exports, seconds,
+                                                 versus))
     return PipelineOutcome(report, validated, len(outcome.records), outcome.stopped_short(job.budget), exports,
-                           seconds)
+                           seconds, versus)
 
 
 class _PhaseTimes:
@@ -319,7 +323,7 @@ def _low_bits_note(q: QuantSpec, backends: set[str]) -> str:
     return note[0].upper() + note[1:] + "."
 
 
-def _report_input(config, job, outcome, validated, baselines, plots, exports, seconds) -> ReportInput:
+def _report_input(config, job, outcome, validated, baselines, plots, exports, seconds, versus) -> ReportInput:
     searched = [(o.name, o.label()) for o in job.objectives] + [(n, job.limited_label(n)) for n in job.limited]
     again = [n for n, _ in searched if n.startswith("latency_ms")]
     front_cols = [("trial", "trial"), ("arch", "arch")] + searched
@@ -340,6 +344,9 @@ def _report_input(config, job, outcome, validated, baselines, plots, exports, se
                + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())]
     if best:
         summary.append(f"best test accuracy on the front: {best['test_accuracy']:.2f} % (trial {int(best['trial'])})")
+    if versus:
+        summary.append(f"{versus.sentence()}; latency as the validation phase timed them together"
+                       if versus.fastest else versus.sentence())
     notes = [_low_bits_note(job.space.quantization, {p.backend for p in profiles})]
     if again:
         notes.append("Measured latency varies between runs and machines; the same seed gives the same protocol, not "

@@ -137,6 +137,30 @@ def test_pick_and_the_runs_most_accurate_export_break_a_tie_alike(pipeline_run):
     assert dict(pick_exports(rows, job))["most accurate"]["trial"] == 6
 
 
+def test_the_front_against_uniform_int8_takes_the_latency_timed_beside_the_baselines():
+    """What `hynas run` prints and reports, and `benchmarks/joint_vs_int8.py` measures: the fastest and the smallest
+    front subnet at least as accurate as the largest at uniform int8, latency as the validation phase timed it."""
+    from results.versus_int8 import versus_uniform_int8
+
+    front = [{"trial": 1, "accuracy": 97.8, "latency_ms": 0.2, "latency_ms_again": 0.1, "size_mb": 0.05},
+             {"trial": 2, "accuracy": 98.0, "latency_ms": 0.15, "latency_ms_again": 0.15, "size_mb": 0.02},
+             {"trial": 3, "accuracy": 97.0, "latency_ms": 0.01, "latency_ms_again": 0.01, "size_mb": 0.001}]
+    anchor = {"baseline": "uniform int8 of the largest", "accuracy": 97.8, "latency_ms": 0.3, "size_mb": 0.1}
+    baselines = [{"baseline": "largest", "accuracy": 98.2, "latency_ms": 0.25, "size_mb": 0.4}, anchor]
+    versus = versus_uniform_int8(front, baselines)
+    assert (versus.fastest["trial"], versus.smallest["trial"]) == (1, 2)  # trial 3 is less accurate
+    assert versus.latency_ratio == pytest.approx(3.0) and versus.size_ratio == pytest.approx(5.0)
+    assert versus.sentence() == ("against the largest subnet at uniform int8 (97.80 % on validation, 0.300 ms, "
+                                 "0.1000 MB), at least as accurate: trial 1 at 0.100 ms (3.00x lower latency), "
+                                 "trial 2 at 0.0200 MB (5.00x smaller)")
+    beyond = versus_uniform_int8(front, [{**anchor, "accuracy": 99.0}])
+    assert beyond.sentence().endswith("(99.00 % on validation, 0.300 ms, 0.1000 MB): no front subnet is as accurate")
+    untimed = versus_uniform_int8([{k: v for k, v in f.items() if "latency" not in k} for f in front],
+                                  [{k: v for k, v in anchor.items() if k != "latency_ms"}])
+    assert untimed.fastest is None and untimed.sentence().endswith(": trial 2 at 0.0200 MB (5.00x smaller)")
+    assert versus_uniform_int8(front, baselines[:1]) is None  # a space without 8 bits has no such baseline
+
+
 def test_a_run_without_latency_profiles_nothing_and_says_so(tiny_run, tmp_path):
     config = write_trained_config(tiny_run, tmp_path, "nolat", budget=6, batch_size=3, initial=3,
                                   objectives=["accuracy:max", "size_mb:min"])
@@ -181,6 +205,8 @@ def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
                 "hypervolume.png"):
         assert (run / png).stat().st_size > 10_000 and f"({png})" in report
     assert (run / "lut_fast_ort.json").is_file()
+    summary = report.split("## Measured front")[0]  # the front against the largest subnet at uniform int8
+    assert "- against the largest subnet at uniform int8 (" in summary
     validated = (run / "validated.csv").read_text().splitlines()
     assert validated[0].startswith("trial,arch,accuracy,latency_ms,size_mb,test_accuracy")
     exports = sorted((run / "export").iterdir())
