@@ -135,7 +135,9 @@ def test_a_stopped_driver_withdraws_its_claims_and_writes_what_it_measured(hybri
     run_dir = tmp_path / "run"
     driver = subprocess.Popen([sys.executable, str(REPO / "search.py"), "search", "--config", str(hybrid_config),
                                "--out", str(run_dir), "--runner", runner, "--workers", "1", "-q"], cwd=REPO,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              # as a user's shell has it: this session's ray.init set RAY_AUTH_MODE in os.environ
+                              env={**{k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"},
+                                   "OMP_NUM_THREADS": "1"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
@@ -148,6 +150,7 @@ def test_a_stopped_driver_withdraws_its_claims_and_writes_what_it_measured(hybri
     driver.send_signal(stop)
     err = driver.communicate(timeout=120)[1]
     assert driver.returncode == code and f"{said}; continue with --resume" in err, err[-500:]
+    assert "Token authentication" not in err  # Ray's notice on every new local instance, under -q (before session 34)
     study = optuna.load_study(study_name="rayhybrid", storage=f"sqlite:///{run_dir / 'study.db'}")
     states = [t.state for t in study.trials]
     assert optuna.trial.TrialState.RUNNING not in states
