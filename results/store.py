@@ -322,7 +322,9 @@ class ResultsStore:
             self._claims[number] = trial_id
         live = [t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE)) if t.number <= number]
         duplicate = any(t.user_attrs.get(ATTR_ARCH) == arch_str and t.number < number for t in live)
-        if duplicate or len(live) > budget:
+        # Archs, not trials: a duplicate its driver has not withdrawn yet is one arch. Counted twice it withdrew
+        # claims within the budget, so that two drivers proposing alike (one config, one seed) ended one arch short.
+        if duplicate or len({t.user_attrs.get(ATTR_ARCH) for t in live}) > budget:
             self.withdraw(number)
             return None
         self._beat(number, trial_id)

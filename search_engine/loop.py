@@ -26,6 +26,7 @@ from search_space.objectives import Constraint, Metrics, Objective
 from search_space.protocol import SearchSpace
 
 log = logging.getLogger("hynas.search")
+WAIT_FOR_OTHERS_S = 0.5  # how often a driver with nothing to ask checks the archs other drivers are measuring
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
                  len(records), budget.archs)
     elif records:
         log.info("resuming: %d archs already measured", len(records))
-    stopped_by, failures_in_row, failures = "budget", 0, 0
+    stopped_by, failures_in_row, failures, waiting = "budget", 0, 0, False
     bar = tqdm(total=budget.archs, initial=min(len(records), budget.archs), desc="search", unit="arch",
                disable=not progress, dynamic_ncols=True)
     try:
@@ -111,6 +112,17 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
                 stopped_by = "time"
                 break
             archs = strategy.ask(min(batch_size, budget.archs - store.active_count()))
+            if not archs and store.active_count() > len(records):
+                # Other drivers on the study hold archs this strategy proposed too (drivers of one config share
+                # its seed): NSGA-II breeds on once their results are in, so wait for them rather than stop.
+                if not waiting:
+                    log.info("waiting for the %d archs other drivers are measuring", store.active_count() - len(records))
+                    waiting = True
+                time.sleep(WAIT_FOR_OTHERS_S)
+                store.release_stale()  # a driver that died holding them does not hold this one up for good
+                records = sync()
+                continue
+            waiting = False
             if not archs:
                 stopped_by = "space exhausted"
                 break

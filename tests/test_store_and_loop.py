@@ -63,6 +63,20 @@ def test_every_batch_is_logged_also_before_the_hypervolumes_reference_is_fixed(n
     assert lines[0] == "5/15 measured" and all(", hypervolume " in line for line in lines[1:])
 
 
+def test_a_duplicate_not_yet_withdrawn_counts_once_against_the_budget(nb201_space, tmp_path):
+    """Another driver's claim of the same arch, between its creation and its withdrawal, is one arch: before, it
+    counted twice and a claim within the budget was withdrawn (same-seed drivers then ended one arch short)."""
+    from optuna.trial import TrialState, create_trial
+
+    store = _store(nb201_space, f"sqlite:///{tmp_path}/s.db")
+    first, second = nb201_space.table.archs[:2]
+    assert store.claim(first.to_str(), nb201_space.encode(first), budget=2) is not None
+    racing = create_trial(state=TrialState.RUNNING, user_attrs={"arch": first.to_str()})  # not withdrawn yet
+    study_id = store.storage.get_study_id_from_name(store.study.study_name)
+    store.storage.create_new_trial(study_id, template_trial=racing)
+    assert store.claim(second.to_str(), nb201_space.encode(second), budget=2) is not None  # before: None
+
+
 @pytest.mark.parametrize("method, at, measured", [
     ("claim", 13, 10),  # the 3rd claim of the 2nd batch, its trial just created: before session 32 left running
     ("complete", 12, 11),  # a measured arch not yet recorded: before, dropped from the claims to withdraw
@@ -167,6 +181,27 @@ def test_two_drivers_share_one_budget_without_losing_or_duplicating(nb201_space,
         t.join()
     records = stores[0].measured()
     assert len(records) == 40 and len({r.arch for r in records}) == 40
+
+
+def test_two_drivers_of_one_seed_both_run_nsga2_to_the_shared_budget(nb201_space, tmp_path):
+    """Drivers started from one config share its seed, so they propose the same archs. Before, the NSGA-II driver
+    whose generation the other had claimed had nothing left to ask and stopped, "space exhausted" (after 37 of 60
+    archs in a run of two `hynas search` processes); it now waits for the other's results and breeds on."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    stores = [_store(nb201_space, url, "shared") for _ in range(2)]
+    outcomes = [None, None]
+
+    def drive(i):
+        outcomes[i] = _run(nb201_space, stores[i], 0, 60, strategy="nsga2")
+
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [o.stopped_by for o in outcomes] == ["budget", "budget"]
+    records = stores[0].measured()
+    assert len(records) == 60 and len({r.arch for r in records}) == 60
 
 
 def test_resume_keeps_the_first_k_and_ends_at_the_budget(tmp_path, capsys):
