@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from torch import nn
 
 from search_space.arch import Arch
 from search_space.files import named_on_failure
+from search_space.logs import logger_held_at
 from search_space.hybrid import HybridSpace
 
 INPUT, OUTPUT = "input", "output"
@@ -64,17 +64,6 @@ class _Batches(CalibrationDataReader):
 
     def get_next(self):
         return next(self._feeds, None)
-
-
-@contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _module_path(node_name: str) -> str:
@@ -137,7 +126,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, floa
             exclude.append(node.name)
         elif (rng := ranges.get(_module_path(node.name))) is not None:
             overrides[node.input[0]] = [{"rmin": np.float32(rng[0]), "rmax": np.float32(rng[1])}]
-    with _quiet_root_logger(), named_on_failure(out_path):  # the quantizer logs advice on the root logger
+    with logger_held_at(None, logging.ERROR), named_on_failure(out_path):  # the quantizer advises on the root
         quantize_static(model, str(out_path), _Batches(calibration.astype(np.float32)),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS),

@@ -31,6 +31,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from search_engine.evaluators.base import Evaluator
 from search_engine.runners.base import RUNNERS
 from search_space.errors import ConfigError, HynasError
+from search_space.logs import logger_held_at
 from search_space.objectives import Metrics
 
 log = logging.getLogger("hynas.runner")
@@ -132,26 +133,15 @@ def _sigterm_handler_kept() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-@contextlib.contextmanager
-def _token_notice_silenced() -> Iterator[None]:
-    """Since Ray 2.59 every new local instance warns that it enabled token authentication by default (a notice for
-    people who run clusters). The instance hynas starts lives as long as its command, so the notice was the only
-    line a `-q` search printed besides its result; Ray's other warnings still show."""
-    notices = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    level = notices.level
-    notices.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        notices.setLevel(level)
-
-
 def _init_ray(address: str | None, workers: int) -> None:
     try:
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
-            with _token_notice_silenced():
+            # Since Ray 2.59 each new local instance warns that it enabled token authentication by default, a notice
+            # for people who run clusters: the instance hynas starts lives as long as its command, and the notice
+            # was the only line a `-q` search printed besides its result. Ray's other warnings still show.
+            with logger_held_at("ray._private.authentication.authentication_token_setup", logging.ERROR):
                 ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as err:
