@@ -75,6 +75,52 @@ def _withdraw(store: ResultsStore) -> None:
             return
 
 
+@dataclass
+class _Failures:
+    """Failed evaluations, in all and in a row: ten in a row stop the search (the evaluator is broken, not an arch)."""
+
+    limit: int
+    total: int = 0
+    in_row: int = 0
+
+    def count(self, outcome: Metrics | Exception) -> None:
+        if isinstance(outcome, Metrics):
+            self.in_row = 0
+            return
+        self.total, self.in_row = self.total + 1, self.in_row + 1
+        if self.in_row >= self.limit:
+            raise HynasError(f"{self.in_row} evaluations failed in a row; the last: "
+                             f"{type(outcome).__name__}: {outcome}")
+
+
+def _measure(archs: list, claims: dict, runner: Runner, store: ResultsStore, failures: _Failures,
+             bar: tqdm) -> dict[Any, Metrics | None]:
+    """Measure the claimed ``archs``, writing each result to the store as it arrives; None marks a failure."""
+    results: dict[Any, Metrics | None] = {}
+    for arch, outcome in runner.submit(archs):
+        if isinstance(outcome, Metrics):
+            store.complete(claims[arch], outcome)
+            bar.update(1)
+        else:
+            store.fail(claims[arch], f"{type(outcome).__name__}: {outcome}")
+        results[arch] = outcome if isinstance(outcome, Metrics) else None
+        failures.count(outcome)
+    return results
+
+
+def _log_batch(records: list[Record], objectives: Sequence[Objective], constraints: Sequence[Constraint],
+               store: ResultsStore, budget: Budget, bar: tqdm) -> None:
+    """Every batch in the log (a cluster job is followed by it), with the hypervolume once its reference is fixed,
+    which the store keeps per batch for the plots."""
+    hv_note = ""
+    if store.reference() is not None:
+        hv = _hv(records, objectives, constraints, store.reference())
+        store.log_hv(len(records), hv)
+        bar.set_postfix(hv=f"{hv:.4g}")
+        hv_note = f", hypervolume {hv:.6g}"
+    log.info("%d/%d measured%s", len(records), budget.archs, hv_note)
+
+
 def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints: Sequence[Constraint],
                strategy: Strategy, runner: Runner, store: ResultsStore, budget: Budget, batch_size: int,
                initial: int, reference: np.ndarray | None = None,
@@ -103,7 +149,7 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
                  len(records), budget.archs)
     elif records:
         log.info("resuming: %d archs already measured", len(records))
-    stopped_by, failures_in_row, failures, waiting = "budget", 0, 0, False
+    stopped_by, failures, waiting = "budget", _Failures(budget.max_consecutive_failures), False
     bar = tqdm(total=budget.archs, initial=min(len(records), budget.archs), desc="search", unit="arch",
                disable=not progress, dynamic_ncols=True)
     try:
@@ -116,7 +162,8 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
                 # Other drivers on the study hold archs this strategy proposed too (drivers of one config share
                 # its seed): NSGA-II breeds on once their results are in, so wait for them rather than stop.
                 if not waiting:
-                    log.info("waiting for the %d archs other drivers are measuring", store.active_count() - len(records))
+                    log.info("waiting for the %d archs other drivers are measuring",
+                             store.active_count() - len(records))
                     waiting = True
                 time.sleep(WAIT_FOR_OTHERS_S)
                 store.release_stale()  # a driver that died holding them does not hold this one up for good
@@ -128,29 +175,11 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
                 break
             claims = {a: store.claim(space.describe(a), space.encode(a), budget.archs) for a in archs}
             mine = [a for a in archs if claims[a] is not None]
-            results: dict[Any, Metrics | None] = {}
-            for arch, outcome in runner.submit(mine):
-                if isinstance(outcome, Metrics):
-                    store.complete(claims[arch], outcome)
-                    results[arch], failures_in_row = outcome, 0
-                    bar.update(1)
-                else:
-                    store.fail(claims[arch], f"{type(outcome).__name__}: {outcome}")
-                    results[arch] = None
-                    failures_in_row, failures = failures_in_row + 1, failures + 1
-                    if failures_in_row >= budget.max_consecutive_failures:
-                        raise HynasError(f"{failures_in_row} evaluations failed in a row; the last: "
-                                         f"{type(outcome).__name__}: {outcome}")
+            results = _measure(mine, claims, runner, store, failures, bar)
             strategy.tell(mine, [results[a] for a in mine])
             told.update(n for a, n in claims.items() if n is not None and results.get(a) is not None)
             records = sync()
-            hv_note = ""  # a log file (a cluster job's) follows every batch, the first ones before the HV's reference
-            if store.reference() is not None:  # HV is defined once the reference is fixed
-                hv = _hv(records, objectives, constraints, store.reference())
-                store.log_hv(len(records), hv)
-                bar.set_postfix(hv=f"{hv:.4g}")
-                hv_note = f", hypervolume {hv:.6g}"
-            log.info("%d/%d measured%s", len(records), budget.archs, hv_note)
+            _log_batch(records, objectives, constraints, store, budget, bar)
             if after_batch is not None:
                 after_batch(records)
     except BaseException:
@@ -166,4 +195,4 @@ def run_search(space: SearchSpace, objectives: Sequence[Objective], constraints:
                  "later adds them to measured.csv", elsewhere)
     ref = store.reference()
     return SearchOutcome(records, front_of(records, objectives, constraints), ref,
-                         _hv(records, objectives, constraints, ref), stopped_by, failures, elsewhere)
+                         _hv(records, objectives, constraints, ref), stopped_by, failures.total, elsewhere)
