@@ -304,7 +304,7 @@ def _search_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from results.report import format_value
+    from search_space.objectives import format_value
     from search_engine.job import build_job, inputs_checked, loads_supernet, run_job, true_front_hypervolume
     from search_engine.run_folder import STUDY_FILE, open_run, run_folder_path
 
@@ -409,7 +409,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from results.report import format_value
+    from search_space.objectives import format_value
     from search_engine.job import inputs_checked
     from search_engine.pipeline import build_run_job, run_pipeline
     from search_engine.run_folder import open_run, run_folder_path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from search_space.config import counted
 from search_space.files import atomic_write_text
-from search_space.objectives import Objective
+from search_space.objectives import Objective, format_value
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,6 @@ class ReportInput:
     plots: Sequence[Path] = ()
     exports: Sequence[tuple[str, Path]] = ()  # (what, folder)
     notes: Sequence[str] = field(default_factory=tuple)
-
-
-def format_value(name: str, value: float) -> str:
-    """An objective's value for people: accuracies with fixed decimals (so that 98.0 does not print as 98
-    beside 97.6), everything else to four significant digits."""
-    return f"{value:.2f}" if "accuracy" in name else f"{value:.4g}"
 
 
 def _cell(key: str, value: object) -> str:

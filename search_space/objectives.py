@@ -58,6 +58,13 @@ class Objective:
         return f"{self.name}:{self.direction}"
 
 
+def format_value(name: str, value: float) -> str:
+    """A value for people: accuracies (``accuracy``, a table's ``*_acc``) with two fixed decimals, so that 98.0 does
+    not print as 98 beside 97.6; everything else to four significant digits."""
+    base = name.split("@", 1)[0]
+    return f"{value:.2f}" if "accuracy" in base or base.endswith("_acc") else f"{value:.4g}"
+
+
 def headline_index(objectives: Sequence[Objective]) -> int:
     """Which objective "best" means where one subnet is picked (``export --pick``, the run's most accurate
     export): accuracy where it is an objective, wherever it is listed; else the first one listed."""

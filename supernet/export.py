@@ -22,6 +22,7 @@ from search_space.arch import Arch
 from search_space.errors import HynasError
 from search_space.files import atomic_write, atomic_write_text
 from search_space.hybrid import HybridSpace
+from search_space.objectives import format_value
 from search_space.schema import to_plain
 from supernet import onnx_io
 from supernet.calibration import accuracy, calibrated
@@ -209,7 +210,7 @@ def _readme(arch: Arch, space: HybridSpace, prep: Preprocessing, metrics: dict, 
     no_int8 = "" if has_int8 else (
         "\nNo `model_int8.onnx`: no layer of this subnet runs in int8 (each has 32-bit weights or activations); "
         "`model_fp32.onnx` is its ONNX model.\n")
-    measured = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items()) or "| (none recorded) | |"
+    measured = "\n".join(f"| {k} | {format_value(k, v)} |" for k, v in metrics.items()) or "| (none recorded) | |"
     return f"""# Exported subnet
 
 `{arch.to_str()}` of space `{space.name}`. {note}

@@ -310,3 +310,12 @@ def test_a_hardware_profile_error_names_the_file_and_the_key(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_hardware(str(tmp_path / "board.yaml"))
     assert str(err.value) == f"{tmp_path / 'board.yaml'}: threads: must be positive, got 0"
+
+
+def test_accuracies_print_with_two_decimals_and_everything_else_with_four_digits():
+    """Before, a table's accuracy printed as test_acc=84 beside test_acc=89.16, and an export's README gave its
+    accuracy as 97.8 beside the exported model's 97.80 %."""
+    from search_space.objectives import format_value
+
+    assert (format_value("accuracy", 98.0), format_value("test_acc", 84.0)) == ("98.00", "84.00")
+    assert (format_value("latency_ms@cpu_ort", 0.123456), format_value("size_mb", 0.0159)) == ("0.1235", "0.0159")

@@ -218,6 +218,7 @@ def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
         assert checks.get("model_int8.onnx", 1.0) >= 0.95  # the tiny supernet is weak: near-ties do not count
         artefacts = {"model.pt", "model.pt2", "model_fp32.onnx", "README.md", "space.yaml"}
         assert artefacts <= {p.name for p in folder.iterdir()}
+        assert re.search(r"^\| accuracy \| \d+\.\d\d \|$", (folder / "README.md").read_text(), re.M)  # as elsewhere
 
 
 def test_an_unmeasured_arch_exports_with_its_analytic_costs(pipeline_run, tmp_path, capsys):
