@@ -32,7 +32,7 @@ from search_space.errors import ConfigError, HynasError, did_you_mean
 from search_space.files import file_digest
 from search_space.hybrid import HybridSpace
 from search_space.objectives import (ANALYTIC_OBJECTIVES, HYBRID_OBJECTIVES, MEASURED_RANGES, Constraint, Objective,
-                                     parse_objectives, unit_of_column)
+                                     constraint_name, parse_objectives, unit_of_column)
 from search_space.protocol import SearchSpace
 from search_space.tabular import TabularSpace
 
@@ -81,8 +81,11 @@ def objectives_and_constraints(config: ExperimentConfig, space) -> tuple[tuple[O
     if isinstance(space, TabularSpace):
         names = list(objective_vocabulary(space))
     else:  # a limit on a value that is no objective is measured too: accuracy x size within a latency budget
-        latency = ["latency_ms"] + [f"latency_ms@{load_hardware(h).name}" for h in config.hardware]
-        names = list(dict.fromkeys([o.name for o in objectives] + list(ANALYTIC_OBJECTIVES) + ["accuracy"] + latency))
+        # latency_ms@<profile> names a profile, checked against the config's hardware where latency is timed
+        # (``latency_profiles``): a finished run reads (export, plot) where its hardware files are not
+        profiled = [n for n in map(constraint_name, config.search.constraints) if n and n.startswith("latency_ms@")]
+        names = list(dict.fromkeys([o.name for o in objectives] + list(ANALYTIC_OBJECTIVES) + ["accuracy", "latency_ms"]
+                                   + profiled))
     constraints = tuple(Constraint.parse(c, names, f"{config.source}: search.constraints")
                         for c in config.search.constraints)
     return objectives, constraints

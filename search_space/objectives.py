@@ -163,6 +163,12 @@ class Constraint:
         return f"{self.name} {self.op} {self.bound:g}"
 
 
+def constraint_name(text: str) -> str | None:
+    """The name a constraint's text limits (``latency_ms@board`` in ``'latency_ms@board <= 1'``), None if unparsable."""
+    m = _CONSTRAINT.fullmatch(text)
+    return m.group(1) if m else None
+
+
 def meets(values: Mapping[str, float], constraints: Iterable[Constraint]) -> bool:
     """Whether ``values`` meet every constraint on a value they hold (a record measured before a constrained
     value was recorded is judged on the rest): the one rule of ``pareto.csv``'s front and of the plots'."""

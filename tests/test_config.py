@@ -123,6 +123,8 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path):
     (["hardware=[cpu_ort, cpu_torch]", "search.objectives=[accuracy:max,size_mb:min]",
       "search.constraints=[latency_ms<=1]"],
      "2 hardware profiles (cpu_ort, cpu_torch); name one: latency_ms@<profile>"),
+    (["hardware=[cpu_ort]", "search.objectives=[accuracy:max,size_mb:min]", "search.constraints=[latency_ms@board<=1]"],
+     "'latency_ms@board' names no hardware profile of the config (hardware: cpu_ort)"),
 ])
 def test_a_latency_objective_names_the_profile_it_needs(overrides, says):
     from search_engine.job import build_job, latency_profiles

@@ -221,6 +221,19 @@ def test_run_writes_report_plots_front_and_checked_exports(pipeline_run):
         assert re.search(r"^\| accuracy \| \d+\.\d\d \|$", (folder / "README.md").read_text(), re.M)  # as elsewhere
 
 
+def test_a_finished_run_plots_where_its_hardware_profile_file_is_not(pipeline_run, tmp_path):
+    """A run folder copied to another machine: plot and export read its config without timing anything, so the
+    hardware YAML it names need not be there (session 34 read every profile to parse the constraints, briefly)."""
+    _, run = pipeline_run
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved, ignore=shutil.ignore_patterns("export", ".hynas.lock"))
+    config = yaml.safe_load((moved / "config.yaml").read_text())
+    config["hardware"] = [str(tmp_path / "gone" / "board.yaml")]
+    (moved / "config.yaml").write_text(yaml.safe_dump(config))
+    assert search.main(["plot", str(moved), "--out", str(tmp_path / "plots"), "-q"]) == 0
+    assert (tmp_path / "plots" / "pareto_accuracy_latency_ms.png").stat().st_size > 10_000
+
+
 def test_an_unmeasured_arch_exports_with_its_analytic_costs(pipeline_run, tmp_path, capsys):
     """Before, its README's metrics table said "(none recorded)": its size, known without measuring, was left out;
     and a subnet without an int8 model did not say why that file is missing."""
