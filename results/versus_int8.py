@@ -10,29 +10,45 @@ from dataclasses import dataclass
 ANCHOR = "uniform int8 of the largest"  # the baseline the validation phase measures for this comparison
 
 
-def _latency(row: Mapping) -> float | None:
-    """The front's latency timed beside the baselines (``latency_ms_again``) where there is one."""
-    value = row.get("latency_ms_again", row.get("latency_ms"))
+def _latency_key(row: Mapping) -> str | None:
+    """The run's first latency column: ``latency_ms``, or ``latency_ms@<profile>`` of the first profile searched."""
+    return next((k for k in row if k.startswith("latency_ms") and not k.endswith("_again")), None)
+
+
+def _number(row: Mapping, key: str | None) -> float | None:
+    value = row.get(key) if key else None
     return None if value in (None, "") else float(value)
 
 
 @dataclass(frozen=True)
 class VersusInt8:
     anchor: Mapping
+    latency: str | None  # the latency column compared (None: the run times no latency)
     fastest: Mapping | None  # None: no front subnet as accurate, or no latency measured
     smallest: Mapping | None  # None: no front subnet as accurate, or no size recorded
 
+    def latency_of(self, row: Mapping) -> float | None:
+        """A front row's latency as the validation phase timed it beside the baselines (``*_again``) where it did."""
+        if self.latency is None:
+            return None
+        again = _number(row, f"{self.latency}_again")
+        return again if again is not None else _number(row, self.latency)
+
     @property
     def latency_ratio(self) -> float | None:
-        return _latency(self.anchor) / _latency(self.fastest) if self.fastest else None
+        return _number(self.anchor, self.latency) / self.latency_of(self.fastest) if self.fastest else None
 
     @property
     def size_ratio(self) -> float | None:
         return float(self.anchor["size_mb"]) / float(self.smallest["size_mb"]) if self.smallest else None
 
+    def _ms(self, value: float) -> str:
+        profile = self.latency.partition("@")[2] if self.latency else ""
+        return f"{value:.3f} ms" + (f" on {profile}" if profile else "")
+
     def sentence(self) -> str:
         a = self.anchor
-        costs = [f"{latency:.3f} ms" for latency in [_latency(a)] if latency is not None]
+        costs = [self._ms(latency) for latency in [_number(a, self.latency)] if latency is not None]
         if "size_mb" in a:
             costs.append(f"{float(a['size_mb']):.4f} MB")
         head = f"against the largest subnet at uniform int8 ({float(a['accuracy']):.2f} % on validation, " \
@@ -41,7 +57,7 @@ class VersusInt8:
             return f"{head}: no front subnet is as accurate"
         found = []
         if self.fastest:
-            found.append(f"trial {int(self.fastest['trial'])} at {_latency(self.fastest):.3f} ms "
+            found.append(f"trial {int(self.fastest['trial'])} at {self._ms(self.latency_of(self.fastest))} "
                          f"({self.latency_ratio:.2f}x lower latency)")
         if self.smallest:
             found.append(f"trial {int(self.smallest['trial'])} at {float(self.smallest['size_mb']):.4f} MB "
@@ -50,12 +66,17 @@ class VersusInt8:
 
 
 def versus_uniform_int8(front: Sequence[Mapping], baselines: Sequence[Mapping]) -> VersusInt8 | None:
-    """None when the run has no such baseline (a space without 8 bits) or does not measure accuracy."""
+    """None when there is nothing to compare: no such baseline (a space without 8 bits), no accuracy measured, or
+    neither latency nor size recorded."""
     anchor = next((b for b in baselines if b.get("baseline") == ANCHOR), None)
-    if anchor is None or anchor.get("accuracy") in (None, ""):
+    if anchor is None or _number(anchor, "accuracy") is None:
+        return None
+    latency = _latency_key(anchor) if _number(anchor, _latency_key(anchor)) is not None else None
+    if latency is None and "size_mb" not in anchor:
         return None
     peers = [f for f in front if float(f["accuracy"]) >= float(anchor["accuracy"])]
-    timed = [f for f in peers if _latency(f) is not None] if _latency(anchor) is not None else []
-    sized = [f for f in peers if f.get("size_mb") not in (None, "")] if "size_mb" in anchor else []
-    return VersusInt8(anchor, min(timed, key=_latency, default=None),
+    versus = VersusInt8(anchor, latency, None, None)
+    timed = [f for f in peers if versus.latency_of(f) is not None] if latency else []
+    sized = [f for f in peers if _number(f, "size_mb") is not None] if "size_mb" in anchor else []
+    return VersusInt8(anchor, latency, min(timed, key=versus.latency_of, default=None),
                       min(sized, key=lambda f: float(f["size_mb"]), default=None))

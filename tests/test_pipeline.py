@@ -159,6 +159,15 @@ def test_the_front_against_uniform_int8_takes_the_latency_timed_beside_the_basel
                                   [{k: v for k, v in anchor.items() if k != "latency_ms"}])
     assert untimed.fastest is None and untimed.sentence().endswith(": trial 2 at 0.0200 MB (5.00x smaller)")
     assert versus_uniform_int8(front, baselines[:1]) is None  # a space without 8 bits has no such baseline
+    # a latency named for its profile; before, "(97.80 % on validation, ): no front subnet is as accurate"
+    named = [{"trial": f["trial"], "accuracy": f["accuracy"], "latency_ms@board": f["latency_ms"],
+              "latency_ms@board_again": f["latency_ms_again"]} for f in front]
+    timed_on_board = {"baseline": anchor["baseline"], "accuracy": 97.8, "latency_ms@board": 0.3}
+    assert versus_uniform_int8(named, [timed_on_board]).sentence() == (
+        "against the largest subnet at uniform int8 (97.80 % on validation, 0.300 ms on board), at least as accurate: "
+        "trial 1 at 0.100 ms on board (3.00x lower latency)")
+    no_costs = {"baseline": anchor["baseline"], "accuracy": 97.8}
+    assert versus_uniform_int8(front, [no_costs]) is None  # nothing to compare
 
 
 def test_a_run_without_latency_profiles_nothing_and_says_so(tiny_run, tmp_path):
