@@ -218,7 +218,8 @@ def _search_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--objectives", metavar="LIST",
                    help="comma-separated name:max|min, e.g. accuracy:max,latency_ms:min,size_mb:min")
     g.add_argument("--constraint", action="append", default=[], metavar="EXPR",
-                   help="e.g. 'latency_ms <= 5' (repeatable)")
+                   help="a limit on an objective or on any measured value, e.g. 'latency_ms <= 5' (repeatable); "
+                        "with --objectives accuracy:max,size_mb:min it is a latency budget, measured with every arch")
     g.add_argument("--budget", type=_positive_int, help="measured archs to stop at")
     g.add_argument("--time-limit", type=_duration, metavar="DURATION",
                    help="wall-clock limit, checked between batches: seconds, or with a unit (90s, 30m, 2h)")
