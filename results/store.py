@@ -395,8 +395,9 @@ class ResultsStore:
 
     @_reported
     def active_count(self) -> int:
-        """Measured plus in-flight archs: what counts toward the budget."""
-        return len(self._trials((TrialState.COMPLETE, TrialState.RUNNING)))
+        """Measured plus in-flight archs: what counts toward the budget (a duplicate claim not yet withdrawn is one
+        arch, as ``claim`` counts it)."""
+        return len({t.user_attrs.get(ATTR_ARCH) for t in self._trials((TrialState.COMPLETE, TrialState.RUNNING))})
 
     # -- run metadata -----------------------------------------------------------------
     def reference(self) -> np.ndarray | None:

@@ -74,6 +74,7 @@ def test_a_duplicate_not_yet_withdrawn_counts_once_against_the_budget(nb201_spac
     racing = create_trial(state=TrialState.RUNNING, user_attrs={"arch": first.to_str()})  # not withdrawn yet
     study_id = store.storage.get_study_id_from_name(store.study.study_name)
     store.storage.create_new_trial(study_id, template_trial=racing)
+    assert store.active_count() == 1  # before: 2, and a driver said one more arch was measured elsewhere
     assert store.claim(second.to_str(), nb201_space.encode(second), budget=2) is not None  # before: None
 
 
