@@ -210,6 +210,13 @@ HEARTBEAT_SECONDS = 60
 LOST_DRIVER = "lost in flight: its driver died"
 
 
+def _arch_count(trials: Sequence[FrozenTrial]) -> int:
+    """How many archs ``trials`` hold against a budget: archs, not trials. A duplicate claim its driver has not
+    withdrawn yet is one arch; counted twice, it withdrew claims within the budget, so that two drivers proposing
+    alike (one config, one seed) ended one arch short."""
+    return len({t.user_attrs.get(ATTR_ARCH) for t in trials})
+
+
 class ResultsStore:
     """Measured archs of one search, in an Optuna study."""
 
@@ -322,9 +329,7 @@ class ResultsStore:
             self._claims[number] = trial_id
         live = [t for t in self._trials((TrialState.RUNNING, TrialState.COMPLETE)) if t.number <= number]
         duplicate = any(t.user_attrs.get(ATTR_ARCH) == arch_str and t.number < number for t in live)
-        # Archs, not trials: a duplicate its driver has not withdrawn yet is one arch. Counted twice it withdrew
-        # claims within the budget, so that two drivers proposing alike (one config, one seed) ended one arch short.
-        if duplicate or len({t.user_attrs.get(ATTR_ARCH) for t in live}) > budget:
+        if duplicate or _arch_count(live) > budget:
             self.withdraw(number)
             return None
         self._beat(number, trial_id)
@@ -395,9 +400,8 @@ class ResultsStore:
 
     @_reported
     def active_count(self) -> int:
-        """Measured plus in-flight archs: what counts toward the budget (a duplicate claim not yet withdrawn is one
-        arch, as ``claim`` counts it)."""
-        return len({t.user_attrs.get(ATTR_ARCH) for t in self._trials((TrialState.COMPLETE, TrialState.RUNNING))})
+        """Measured plus in-flight archs: what counts toward the budget."""
+        return _arch_count(self._trials((TrialState.COMPLETE, TrialState.RUNNING)))
 
     # -- run metadata -----------------------------------------------------------------
     def reference(self) -> np.ndarray | None:

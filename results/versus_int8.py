@@ -20,6 +20,14 @@ def _number(row: Mapping, key: str | None) -> float | None:
     return None if value in (None, "") else float(value)
 
 
+def _timed(row: Mapping, latency: str | None) -> float | None:
+    """A front row's ``latency`` as the validation phase timed it beside the baselines (``*_again``) where it did."""
+    if latency is None:
+        return None
+    again = _number(row, f"{latency}_again")
+    return again if again is not None else _number(row, latency)
+
+
 @dataclass(frozen=True)
 class VersusInt8:
     anchor: Mapping
@@ -27,16 +35,9 @@ class VersusInt8:
     fastest: Mapping | None  # None: no front subnet as accurate, or no latency measured
     smallest: Mapping | None  # None: no front subnet as accurate, or no size recorded
 
-    def latency_of(self, row: Mapping) -> float | None:
-        """A front row's latency as the validation phase timed it beside the baselines (``*_again``) where it did."""
-        if self.latency is None:
-            return None
-        again = _number(row, f"{self.latency}_again")
-        return again if again is not None else _number(row, self.latency)
-
     @property
     def latency_ratio(self) -> float | None:
-        return _number(self.anchor, self.latency) / self.latency_of(self.fastest) if self.fastest else None
+        return _number(self.anchor, self.latency) / _timed(self.fastest, self.latency) if self.fastest else None
 
     @property
     def size_ratio(self) -> float | None:
@@ -57,7 +58,7 @@ class VersusInt8:
             return f"{head}: no front subnet is as accurate"
         found = []
         if self.fastest:
-            found.append(f"trial {int(self.fastest['trial'])} at {self._ms(self.latency_of(self.fastest))} "
+            found.append(f"trial {int(self.fastest['trial'])} at {self._ms(_timed(self.fastest, self.latency))} "
                          f"({self.latency_ratio:.2f}x lower latency)")
         if self.smallest:
             found.append(f"trial {int(self.smallest['trial'])} at {float(self.smallest['size_mb']):.4f} MB "
@@ -71,12 +72,12 @@ def versus_uniform_int8(front: Sequence[Mapping], baselines: Sequence[Mapping]) 
     anchor = next((b for b in baselines if b.get("baseline") == ANCHOR), None)
     if anchor is None or _number(anchor, "accuracy") is None:
         return None
-    latency = _latency_key(anchor) if _number(anchor, _latency_key(anchor)) is not None else None
+    key = _latency_key(anchor)
+    latency = key if _number(anchor, key) is not None else None
     if latency is None and "size_mb" not in anchor:
         return None
     peers = [f for f in front if float(f["accuracy"]) >= float(anchor["accuracy"])]
-    versus = VersusInt8(anchor, latency, None, None)
-    timed = [f for f in peers if versus.latency_of(f) is not None] if latency else []
+    timed = [f for f in peers if _timed(f, latency) is not None]
     sized = [f for f in peers if _number(f, "size_mb") is not None] if "size_mb" in anchor else []
-    return VersusInt8(anchor, latency, min(timed, key=versus.latency_of, default=None),
+    return VersusInt8(anchor, latency, min(timed, key=lambda f: _timed(f, latency), default=None),
                       min(sized, key=lambda f: float(f["size_mb"]), default=None))

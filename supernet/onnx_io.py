@@ -27,8 +27,8 @@ from torch import nn
 
 from search_space.arch import Arch
 from search_space.files import named_on_failure
-from search_space.logs import logger_held_at
 from search_space.hybrid import HybridSpace
+from search_space.logs import logger_held_at
 
 INPUT, OUTPUT = "input", "output"
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
